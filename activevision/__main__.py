@@ -1,0 +1,5 @@
+"""``python -m activevision``: the command line."""
+
+from activevision.cli import main
+
+main()

@@ -1,0 +1,145 @@
+"""What a glimpse world reads: a dataset of same-sized images with integer labels.
+
+Images are stored ``N x H x W x C``, uint8 (0-255) or float32 (0-1). ``ArrayDataset`` wraps arrays a user
+already has; ``GeneratedDataset`` makes image ``i`` on demand from ``(seed, i)`` for procedural worlds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ImageDataset", "ArrayDataset", "GeneratedDataset"]
+
+
+class ImageDataset:
+    """Interface of every dataset: ``len``, ``get(i) -> (image HxWxC, label)``, ``shape`` and ``num_classes``."""
+
+    shape: tuple[int, int, int]
+    num_classes: int
+    dtype: np.dtype
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def get(self, index: int) -> tuple[np.ndarray, int]:
+        """Image ``index`` (H x W x C) and its label."""
+        raise NotImplementedError
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """All images ``(N, H, W, C)`` and labels ``(N,)`` int64, materialised (for batched worlds)."""
+        raise NotImplementedError
+
+
+def _as_nhwc(images: Any) -> np.ndarray:
+    """Check and convert user images to ``N x H x W x C`` uint8 or float32, naming what is wrong."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(f"images of shape {images.shape} are not allowed: use N x H x W (grey) or "
+                         "N x H x W x C with C = 1 or 3")
+    if images.shape[0] == 0:
+        raise ValueError("images is empty: a dataset needs at least one image")
+    if images.dtype == np.uint8:
+        return np.ascontiguousarray(images)
+    if images.dtype.kind != "f":
+        raise ValueError(f"images of dtype {images.dtype} are not allowed: use uint8 (0-255) or float (0-1)")
+    low, high = float(images.min()), float(images.max())
+    if not (np.isfinite(low) and np.isfinite(high)) or low < 0.0 or high > 1.0:
+        raise ValueError(f"float images must lie in [0, 1], got values in [{low}, {high}]; "
+                         "divide 0-255 images by 255 or pass them as uint8")
+    return np.ascontiguousarray(images, dtype=np.float32)
+
+
+class ArrayDataset(ImageDataset):
+    """Images and labels already in memory: any size, 1 or 3 channels, uint8 0-255 or float 0-1, NHWC or NHW."""
+
+    def __init__(self, images: Any, labels: Any, num_classes: int | None = None) -> None:
+        self.images = _as_nhwc(images)
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or labels.shape[0] != self.images.shape[0]:
+            raise ValueError(f"labels of shape {labels.shape} do not match {self.images.shape[0]} images: "
+                             "give one integer label per image")
+        if labels.dtype.kind not in "iu":
+            raise ValueError(f"labels of dtype {labels.dtype} are not allowed: use integers 0..num_classes-1")
+        self.labels = labels.astype(np.int64)
+        low, high = int(self.labels.min()), int(self.labels.max())
+        if num_classes is None:
+            num_classes = high + 1
+        if low < 0 or high >= num_classes:
+            raise ValueError(f"labels span [{low}, {high}], outside 0..{num_classes - 1} (num_classes={num_classes})")
+        self.num_classes = int(num_classes)
+        self.shape = tuple(int(n) for n in self.images.shape[1:])
+        self.dtype = self.images.dtype
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def get(self, index: int) -> tuple[np.ndarray, int]:
+        return self.images[index], int(self.labels[index])
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.images, self.labels
+
+
+class GeneratedDataset(ImageDataset):
+    """Procedural images made in seeded chunks on first use and kept: image ``i`` depends only on (seed, i).
+
+    Subclasses set ``shape``/``num_classes``/``dtype`` and implement ``_generate(rng, start, stop)``, which
+    returns images, labels and a dict of per-image metadata arrays named in ``meta_fields``.
+    """
+
+    chunk = 1024
+    meta_fields: tuple[str, ...] = ()
+
+    def __init__(self, length: int, seed: int, stream: int = 0) -> None:
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+            raise ValueError(f"size={length!r} is not allowed: it must be a positive integer")
+        self.length = int(length)
+        self.seed = int(seed)
+        self.stream = int(stream)
+        self._images: np.ndarray | None = None
+        self._labels: np.ndarray | None = None
+        self._meta: dict[str, np.ndarray] = {}
+        self._done = np.zeros(-(-self.length // self.chunk), dtype=bool)
+
+    def _generate(self, rng: np.random.Generator, start: int,
+                  stop: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+    def _fill(self, chunk: int) -> None:
+        start, stop = chunk * self.chunk, min((chunk + 1) * self.chunk, self.length)
+        rng = np.random.default_rng([self.seed, self.stream, chunk])
+        images, labels, meta = self._generate(rng, start, stop)
+        if self._images is None:
+            self._images = np.zeros((self.length, *self.shape), dtype=self.dtype)
+            self._labels = np.zeros(self.length, dtype=np.int64)
+            self._meta = {name: np.zeros((self.length, *meta[name].shape[1:]), meta[name].dtype)
+                          for name in self.meta_fields}
+        self._images[start:stop], self._labels[start:stop] = images, labels
+        for name in self.meta_fields:
+            self._meta[name][start:stop] = meta[name]
+        self._done[chunk] = True
+
+    def __len__(self) -> int:
+        return self.length
+
+    def get(self, index: int) -> tuple[np.ndarray, int]:
+        chunk = index // self.chunk
+        if not self._done[chunk]:
+            self._fill(chunk)
+        return self._images[index], int(self._labels[index])
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        for chunk in np.flatnonzero(~self._done):
+            self._fill(int(chunk))
+        return self._images, self._labels
+
+    def meta(self, name: str) -> np.ndarray:
+        """Per-image metadata of every image (e.g. ``"centre"`` of the label digit), materialised."""
+        if name not in self.meta_fields:
+            raise ValueError(f"meta {name!r} is not allowed: this dataset has {list(self.meta_fields)}")
+        self.arrays()
+        return self._meta[name]

@@ -1,0 +1,83 @@
+"""Composed worlds from the RAM paper: a digit at a random place on a larger canvas, optionally with clutter.
+
+Image ``i`` takes digit ``i mod len(base)`` of the base dataset and a position (and distractors) drawn from
+``(seed, stream, i // chunk)``, so the same seed gives the same canvases, made lazily in chunks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from activevision.data.base import GeneratedDataset, ImageDataset
+
+__all__ = ["TranslatedDataset", "ClutteredDataset"]
+
+
+class TranslatedDataset(GeneratedDataset):
+    """Each base image pasted at a uniformly random position on a black ``canvas x canvas`` image.
+
+    ``size`` defaults to ``len(base)`` (one canvas per digit); a larger size re-places the digits elsewhere.
+    """
+
+    def __init__(self, base: ImageDataset, canvas: int = 60, seed: int = 0, size: int | None = None,
+                 stream: int = 0) -> None:
+        height, width, channels = base.shape
+        if isinstance(canvas, bool) or not isinstance(canvas, (int, np.integer)) or canvas < max(height, width):
+            raise ValueError(f"canvas={canvas!r} is not allowed: it must be an integer >= the base image side "
+                             f"{max(height, width)}")
+        super().__init__(len(base) if size is None else size, seed, stream)
+        self.base = base
+        self.canvas = int(canvas)
+        self.shape = (self.canvas, self.canvas, channels)
+        self.num_classes = base.num_classes
+        self.dtype = np.dtype(base.dtype)
+
+    def _place(self, rng: np.random.Generator, images: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Paste the digits; returns their labels."""
+        height, width, _ = self.base.shape
+        ys = rng.integers(0, self.canvas - height + 1, stop - start)
+        xs = rng.integers(0, self.canvas - width + 1, stop - start)
+        labels = np.empty(stop - start, np.int64)
+        for j, (y, x) in enumerate(zip(ys.tolist(), xs.tolist())):
+            digit, labels[j] = self.base.get((start + j) % len(self.base))
+            images[j, y : y + height, x : x + width] = digit
+        return labels
+
+    def _generate(self, rng: np.random.Generator, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, dict]:
+        images = np.zeros((stop - start, *self.shape), self.dtype)
+        return images, self._place(rng, images, start, stop), {}
+
+
+class ClutteredDataset(TranslatedDataset):
+    """A translated digit plus ``n_distractors`` ``distractor_size``-square pieces cut from random other digits,
+    each at a random position; overlapping ink combines by maximum."""
+
+    def __init__(self, base: ImageDataset, canvas: int = 60, n_distractors: int = 4, distractor_size: int = 8,
+                 seed: int = 0, size: int | None = None, stream: int = 0) -> None:
+        super().__init__(base, canvas, seed, size, stream)
+        height, width, _ = base.shape
+        if isinstance(n_distractors, bool) or not isinstance(n_distractors, (int, np.integer)) or n_distractors < 0:
+            raise ValueError(f"n_distractors={n_distractors!r} is not allowed: it must be an integer >= 0")
+        if (isinstance(distractor_size, bool) or not isinstance(distractor_size, (int, np.integer))
+                or not 1 <= distractor_size <= min(height, width)):
+            raise ValueError(f"distractor_size={distractor_size!r} is not allowed: it must be an integer in "
+                             f"[1, {min(height, width)}]")
+        self.n_distractors = int(n_distractors)
+        self.distractor_size = int(distractor_size)
+
+    def _generate(self, rng: np.random.Generator, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, dict]:
+        images, labels, meta = super()._generate(rng, start, stop)
+        n, k, piece = stop - start, self.n_distractors, self.distractor_size
+        height, width, _ = self.base.shape
+        sources = rng.integers(0, len(self.base), (n, k))
+        cut_y = rng.integers(0, height - piece + 1, (n, k))
+        cut_x = rng.integers(0, width - piece + 1, (n, k))
+        put_y = rng.integers(0, self.canvas - piece + 1, (n, k))
+        put_x = rng.integers(0, self.canvas - piece + 1, (n, k))
+        for j in range(n):
+            for src, cy, cx, py, px in zip(sources[j].tolist(), cut_y[j].tolist(), cut_x[j].tolist(),
+                                           put_y[j].tolist(), put_x[j].tolist()):
+                cut = self.base.get(src)[0][cy : cy + piece, cx : cx + piece]
+                target = images[j, py : py + piece, px : px + piece]
+                np.maximum(target, cut, out=target)
+        return images, labels, meta

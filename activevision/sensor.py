@@ -1,0 +1,228 @@
+"""The foveated glimpse sensor, with a numpy backend (single env) and a torch backend (batched, any device).
+
+Geometry: a location (x, y) in [-1, 1]^2 has x to the right and y down; (0, 0) is the image centre and
+(-1, -1) the top-left corner, i.e. pixel coordinate ``cx = (x + 1) * W / 2``. Patch ``s`` covers
+``patch * scale_factor**s`` pixels per side, its top-left pixel at ``floor(cx - size / 2 + 0.5)``, and is
+area-averaged down to ``patch x patch``; pixels outside the image read as 0.
+
+Each output pixel of scale ``s`` is the mean of a ``k x k`` block (``k = scale_factor**s``). Both backends do
+the per-image work once per episode (or once per dataset) so that a glimpse costs O(scales * C * patch^2)
+whatever the image size: numpy builds per-scale block means of the padded image and reads a strided slice
+(fewest Python-level operations, for a fast single env); torch builds exact int64 integral images and reads
+four corners per block (one batched gather for thousands of envs). ``tests/test_sensor.py`` proves they agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import cv2
+import numpy as np
+import torch
+
+__all__ = ["GlimpseGeometry", "NumpySensor", "SensorState", "TorchSensor", "integral_image", "reference_glimpse"]
+
+
+@dataclass(frozen=True)
+class GlimpseGeometry:
+    """Sizes of a glimpse: ``scales`` square patches of ``patch`` pixels, each ``scale_factor`` times wider."""
+
+    patch: int
+    scales: int
+    scale_factor: int = 2
+
+    def __post_init__(self) -> None:
+        for name, low in (("patch", 1), ("scales", 1), ("scale_factor", 2)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= {low}")
+
+    @property
+    def factors(self) -> np.ndarray:
+        """Block side ``k`` of each scale: one output pixel averages ``k x k`` image pixels."""
+        return self.scale_factor ** np.arange(self.scales, dtype=np.int64)
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Side in image pixels covered by each scale's patch."""
+        return self.patch * self.factors
+
+    def steps(self) -> np.ndarray:
+        """Block edges relative to a patch's top-left corner, shape ``(scales, patch + 1)``."""
+        return self.factors[:, None] * np.arange(self.patch + 1, dtype=np.int64)[None, :]
+
+    def corners(self, loc: Any, height: int, width: int) -> tuple[Any, Any]:
+        """Top-left pixel ``(x0, y0)`` of every scale's patch, each of shape ``(..., scales)``.
+
+        Works on numpy arrays and torch tensors alike (operators only), so both backends share one rule.
+        ``loc`` is float64 of shape ``(..., 2)``.
+        """
+        half = self.sizes / 2.0 - 0.5
+        if isinstance(loc, torch.Tensor):
+            half = torch.as_tensor(half, dtype=loc.dtype, device=loc.device)
+        x0 = _floor((loc[..., 0:1] + 1.0) * (width / 2.0) - half)
+        y0 = _floor((loc[..., 1:2] + 1.0) * (height / 2.0) - half)
+        return x0, y0
+
+    def boxes(self, loc: Any, height: int, width: int) -> np.ndarray:
+        """Unclipped boxes ``[x0, y0, x1, y1)`` in pixels, shape ``(..., scales, 4)`` (numpy)."""
+        x0, y0 = self.corners(np.asarray(loc, dtype=np.float64), height, width)
+        return np.stack([x0, y0, x0 + self.sizes, y0 + self.sizes], axis=-1).astype(np.int64)
+
+
+class SensorState(NamedTuple):
+    """A prepared image (or batch of images) and what a glimpse needs to read it."""
+
+    table: Any  # per-scale block-mean images (numpy) or flat integral images (torch)
+    divisor: Any
+    height: int
+    width: int
+
+
+def _floor(value: Any) -> Any:
+    """Floor for Python floats, numpy arrays and torch tensors alike (so both backends share the corner rule)."""
+    return value // 1.0
+
+
+def reference_glimpse(image: np.ndarray, loc: tuple[float, float], geometry: GlimpseGeometry) -> np.ndarray:
+    """The definition, written plainly and slowly: crop each scale's square with zero padding and area-resize it
+    with OpenCV. Ground truth for the backends' tests and the naive baseline of the throughput benchmark."""
+    height, width, channels = image.shape
+    values = image.astype(np.float64) / (255.0 if image.dtype == np.uint8 else 1.0)
+    patch, out = geometry.patch, []
+    for x0, y0, x1, y1 in geometry.boxes(np.asarray(loc, dtype=np.float64), height, width).tolist():
+        size = x1 - x0
+        padded = np.zeros((height + 4 * size, width + 4 * size, channels))
+        padded[2 * size : 2 * size + height, 2 * size : 2 * size + width] = values
+        crop = padded[y0 + 2 * size : y1 + 2 * size, x0 + 2 * size : x1 + 2 * size]
+        small = cv2.resize(crop, (patch, patch), interpolation=cv2.INTER_AREA).reshape(patch, patch, channels)
+        out.append(small.transpose(2, 0, 1))
+    return np.stack(out).astype(np.float32)
+
+
+def integral_image(image: np.ndarray) -> np.ndarray:
+    """Summed-area table of an ``H x W x C`` image, shape ``(H + 1, W + 1, C)`` with a zero first row/column.
+
+    uint8 images give an exact int64 table; float images a float64 one.
+    """
+    if image.ndim != 3:
+        raise ValueError(f"image must be H x W x C, got shape {image.shape}")
+    dtype = np.int64 if image.dtype == np.uint8 else np.float64
+    height, width, channels = image.shape
+    table = np.zeros((height + 1, width + 1, channels), dtype=dtype)
+    np.cumsum(image, axis=0, dtype=dtype, out=table[1:, 1:])
+    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
+    return table
+
+
+class NumpySensor:
+    """Glimpses from one image at a time; the single env's backend.
+
+    ``prepare(image)`` is the per-episode work: the zero-padded image and, for each coarser scale, its block
+    means (pixel ``(y, x)`` of scale ``s`` holds the mean of the ``k x k`` block starting there), each scale built
+    from the previous one by adding ``scale_factor^2`` shifted views. ``look`` is the per-step work: one strided
+    slice per scale, O(scales * C * patch^2).
+    """
+
+    def __init__(self, patch: int, scales: int, scale_factor: int = 2) -> None:
+        self.geometry = GlimpseGeometry(patch, scales, scale_factor)
+        self._factors = [int(k) for k in self.geometry.factors]
+        self._sizes = [int(n) for n in self.geometry.sizes]
+        self._half = [n / 2.0 - 0.5 for n in self._sizes]
+        # Any location in [-1, 1]^2 puts a patch at most size/2 + 1 pixels outside the image.
+        self._pad = self._sizes[-1] // 2 + 2
+
+    def prepare(self, image: np.ndarray) -> SensorState:
+        """Per-image work for an ``H x W x C`` uint8 (0-255) or float (0-1) image."""
+        height, width, channels = image.shape
+        pad, factor = self._pad, self.geometry.scale_factor
+        # Work on 2-D (rows, columns * channels) views: numpy is slow when the innermost axis has 3 elements.
+        level = np.zeros((height + 2 * pad, (width + 2 * pad) * channels), np.float32)
+        scale = np.float32(1.0 / 255.0 if image.dtype == np.uint8 else 1.0)
+        np.multiply(image.reshape(height, width * channels), scale, casting="unsafe",
+                    out=level[pad : pad + height, pad * channels : (pad + width) * channels])
+        levels = [level.reshape(level.shape[0], -1, channels)]
+        for k in self._factors[:-1]:
+            span = (factor - 1) * k
+            rows, cols = level.shape[0] - span, level.shape[1] - span * channels
+            block = level[:rows, :cols].copy()
+            for a in range(factor):
+                for b in range(factor):
+                    if a or b:
+                        block += level[a * k : a * k + rows, b * k * channels : b * k * channels + cols]
+            block *= np.float32(1.0 / factor**2)
+            levels.append(block.reshape(rows, -1, channels))
+            level = block
+        return SensorState(levels, None, height, width)
+
+    def look(self, state: SensorState, loc: tuple[float, float]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """Glimpse at ``loc = (x, y)`` (already clipped to [-1, 1]) of a prepared image, and the finest patch's
+        pixel box ``[x0, y0, x1, y1)`` clipped to the image. The glimpse is ``(scales, C, p, p)`` float32."""
+        cx = (loc[0] + 1.0) * (state.width / 2.0)
+        cy = (loc[1] + 1.0) * (state.height / 2.0)
+        pad, patch = self._pad, self.geometry.patch
+        out = np.empty((len(self._sizes), state.table[0].shape[2], patch, patch), np.float32)
+        for s, (k, size, half, table) in enumerate(zip(self._factors, self._sizes, self._half, state.table)):
+            x0, y0 = int(_floor(cx - half)), int(_floor(cy - half))
+            if s == 0:
+                box = (min(max(x0, 0), state.width), min(max(y0, 0), state.height),
+                       min(x0 + size, state.width), min(y0 + size, state.height))
+            out[s] = table[y0 + pad : y0 + pad + size : k, x0 + pad : x0 + pad + size : k].transpose(2, 0, 1)
+        return out, box
+
+    def glimpse(self, state: SensorState, loc: tuple[float, float]) -> np.ndarray:
+        """Glimpse at ``loc = (x, y)`` (already clipped to [-1, 1]) of a prepared image: ``(scales, C, p, p)``."""
+        return self.look(state, loc)[0]
+
+
+class TorchSensor:
+    """Batched glimpses on any torch device; the batched env's and the agents' backend.
+
+    ``prepare(images)`` turns a ``(N, H, W, C)`` uint8 or float tensor into integral images once; ``glimpse``
+    then reads ``(B, scales, C, p, p)`` glimpses for B locations from images chosen by ``index``.
+    """
+
+    def __init__(self, patch: int, scales: int, scale_factor: int = 2, device: str | torch.device = "cpu") -> None:
+        self.geometry = GlimpseGeometry(patch, scales, scale_factor)
+        self.device = torch.device(device)
+        self._steps = torch.as_tensor(self.geometry.steps(), device=self.device)
+        area = torch.as_tensor(self.geometry.factors, dtype=torch.float64, device=self.device) ** 2
+        self._area = area[None, :, None, None, None]
+
+    def prepare(self, images: torch.Tensor) -> SensorState:
+        """Integral images of ``(N, H, W, C)`` images, as a flat ``(N, C, (H+1)*(W+1))`` table on the device.
+
+        int64 for uint8 input (exact sums), float64 otherwise.
+        """
+        if images.ndim != 4:
+            raise ValueError(f"images must be N x H x W x C, got shape {tuple(images.shape)}")
+        images = images.to(self.device)
+        integer = images.dtype == torch.uint8
+        dtype = torch.int64 if integer else torch.float64
+        n, height, width, channels = images.shape
+        table = torch.zeros((n, channels, height + 1, width + 1), dtype=dtype, device=self.device)
+        table[:, :, 1:, 1:] = images.permute(0, 3, 1, 2).to(dtype).cumsum(2).cumsum(3)
+        divisor = self._area * (255.0 if integer else 1.0)
+        return SensorState(table.reshape(n, channels, -1), divisor, height, width)
+
+    def glimpse(self, state: SensorState, loc: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Glimpses at ``loc`` (B, 2) of images ``index`` (B,) of a prepared table (images 0..B-1 if None).
+
+        Reads only the ``4 * scales * C * patch^2`` table entries it needs per glimpse, from the flat table.
+        """
+        table, height, width = state.table, state.height, state.width
+        loc = loc.to(device=self.device, dtype=torch.float64)
+        x0, y0 = self.geometry.corners(loc, height, width)
+        xe = (x0.long()[..., None] + self._steps).clip(0, width)
+        ye = (y0.long()[..., None] + self._steps).clip(0, height)
+        flat = ye[..., :, None] * (width + 1) + xe[..., None, :]  # (B, S, p+1, p+1)
+        batch, channels, length = loc.shape[0], table.shape[1], table.shape[2]
+        if index is None:
+            index = torch.arange(batch, device=self.device)
+        base = index.to(self.device).long() * (channels * length)
+        offsets = base[:, None] + torch.arange(channels, device=self.device)[None, :] * length  # (B, C)
+        corner = table.reshape(-1)[offsets[:, None, :, None, None] + flat[:, :, None]]  # (B, S, C, p+1, p+1)
+        sums = corner[..., 1:, 1:] - corner[..., :-1, 1:] - corner[..., 1:, :-1] + corner[..., :-1, :-1]
+        out = (sums / state.divisor).to(torch.float32)
+        return out if table.dtype == torch.int64 else out.clamp_(0.0, 1.0)

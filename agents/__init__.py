@@ -1,0 +1,1 @@
+"""Agents of activevision (installed as ``activevision.agents``): networks, algorithms and the trainer."""

@@ -1,0 +1,116 @@
+"""The registered worlds: presets of ``GlimpseEnv`` over the built-in datasets, with their defaults.
+
+Each preset accepts every ``GlimpseEnv`` option plus its dataset's options; anything else is a ValueError
+that lists what is allowed. Datasets are cached per process, so many envs of one world share one copy.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+from activevision.data.base import ImageDataset
+from activevision.data.compose import ClutteredDataset, TranslatedDataset
+from activevision.data.mnist import MNIST, MNIST_SPLITS
+from activevision.data.svhn import SVHN
+from activevision.data.synthetic import HOUSE_NUMBER_SPLITS, SyntheticHouseNumbers
+from activevision.envs.glimpse_env import GlimpseEnv
+
+__all__ = ["PRESETS", "make_preset", "make_dataset", "ENV_OPTIONS"]
+
+ENV_OPTIONS = tuple(p for p in inspect.signature(GlimpseEnv.__init__).parameters if p not in ("self", "dataset"))
+FILE_OPTIONS = {"split": "train", "data_dir": None, "download": True}
+
+# id -> (world, world defaults, env defaults)
+PRESETS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "GlimpseSVHN-v0": ("svhn", dict(FILE_OPTIONS), dict(patch=12, scales=2, n_glimpses=6)),
+    "GlimpseHouseNumbers-v0": ("house_numbers", dict(split="train", size=None, data_seed=0),
+                               dict(patch=12, scales=2, n_glimpses=6)),
+    "GlimpseMNIST-v0": ("mnist", dict(FILE_OPTIONS), dict(patch=8, scales=1, n_glimpses=6)),
+    "GlimpseTranslatedMNIST-v0": ("translated", dict(FILE_OPTIONS, canvas=60, size=None, data_seed=0),
+                                  dict(patch=12, scales=3, n_glimpses=8)),
+    "GlimpseClutteredMNIST-v0": ("cluttered", dict(FILE_OPTIONS, canvas=60, n_distractors=4, distractor_size=8,
+                                                   size=None, data_seed=0), dict(patch=12, scales=3, n_glimpses=8)),
+    "GlimpseClutteredMNIST100-v0": ("cluttered", dict(FILE_OPTIONS, canvas=100, n_distractors=8,
+                                                      distractor_size=8, size=None, data_seed=0),
+                                    dict(patch=12, scales=4, n_glimpses=8)),
+}
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_dataset(world: str, options: tuple[tuple[str, Any], ...]) -> ImageDataset:
+    kw = dict(options)
+    if world == "svhn":
+        return SVHN(kw["split"], kw["data_dir"], kw["download"])
+    if world == "house_numbers":
+        return SyntheticHouseNumbers(kw["split"], kw["size"], kw["data_seed"])
+    if world == "mnist":
+        return MNIST(kw["split"], kw["data_dir"], kw["download"])
+    if kw["split"] not in MNIST_SPLITS:
+        raise ValueError(f"split={kw['split']!r} is not allowed: choose one of {sorted(MNIST_SPLITS)}")
+    base = _cached_dataset("mnist", tuple(sorted(dict(split=kw["split"], data_dir=kw["data_dir"],
+                                                      download=kw["download"]).items())))
+    stream = sorted(MNIST_SPLITS).index(kw["split"])  # each split gets its own placements
+    if world == "translated":
+        return TranslatedDataset(base, kw["canvas"], kw["data_seed"], kw["size"], stream)
+    return ClutteredDataset(base, kw["canvas"], kw["n_distractors"], kw["distractor_size"], kw["data_seed"],
+                            kw["size"], stream)
+
+
+def make_dataset(env_id: str, **options: Any) -> ImageDataset:
+    """The dataset behind a registered id, with its world options (split, data_dir, ...) applied."""
+    world, defaults, _ = PRESETS[env_id]
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise ValueError(f"{env_id}: unknown dataset option(s) {unknown}; allowed: {sorted(defaults)}")
+    merged = {**defaults, **options}
+    if world == "house_numbers" and merged["split"] not in HOUSE_NUMBER_SPLITS:
+        raise ValueError(f"split={merged['split']!r} is not allowed for {env_id}: choose one of "
+                         f"{sorted(HOUSE_NUMBER_SPLITS)}")
+    if merged.get("data_dir") is not None:
+        merged["data_dir"] = str(merged["data_dir"])
+    return _cached_dataset(world, tuple(sorted(merged.items())))
+
+
+def make_preset(env_id: str, **kwargs: Any) -> GlimpseEnv:
+    """Build registered world ``env_id`` with ``kwargs`` overriding its defaults."""
+    if env_id not in PRESETS:
+        raise ValueError(f"env id {env_id!r} is not allowed: choose one of {sorted(PRESETS)}")
+    world, world_defaults, env_defaults = PRESETS[env_id]
+    unknown = sorted(set(kwargs) - set(world_defaults) - set(ENV_OPTIONS))
+    if unknown:
+        raise ValueError(f"{env_id}: unknown option(s) {unknown}; allowed: {sorted(set(world_defaults) | set(ENV_OPTIONS))}")
+    dataset = make_dataset(env_id, **{k: v for k, v in kwargs.items() if k in world_defaults})
+    env_kwargs = {**env_defaults, **{k: v for k, v in kwargs.items() if k in ENV_OPTIONS}}
+    return GlimpseEnv(dataset, **env_kwargs)
+
+
+def svhn(**kwargs: Any) -> GlimpseEnv:
+    """GlimpseSVHN-v0: real SVHN cropped digits, 32x32x3, 2 scales of 12x12, 6 glimpses."""
+    return make_preset("GlimpseSVHN-v0", **kwargs)
+
+
+def house_numbers(**kwargs: Any) -> GlimpseEnv:
+    """GlimpseHouseNumbers-v0: synthetic house numbers (offline), 32x32x3, 2 scales of 12x12, 6 glimpses."""
+    return make_preset("GlimpseHouseNumbers-v0", **kwargs)
+
+
+def mnist(**kwargs: Any) -> GlimpseEnv:
+    """GlimpseMNIST-v0: MNIST 28x28, 1 scale of 8x8, 6 glimpses."""
+    return make_preset("GlimpseMNIST-v0", **kwargs)
+
+
+def translated_mnist(**kwargs: Any) -> GlimpseEnv:
+    """GlimpseTranslatedMNIST-v0: an MNIST digit on a 60x60 canvas, 3 scales of 12x12, 8 glimpses."""
+    return make_preset("GlimpseTranslatedMNIST-v0", **kwargs)
+
+
+def cluttered_mnist(**kwargs: Any) -> GlimpseEnv:
+    """GlimpseClutteredMNIST-v0: translated 60x60 plus 4 8x8 distractors, 3 scales of 12x12, 8 glimpses."""
+    return make_preset("GlimpseClutteredMNIST-v0", **kwargs)
+
+
+def cluttered_mnist100(**kwargs: Any) -> GlimpseEnv:
+    """GlimpseClutteredMNIST100-v0: 100x100 canvas, 8 distractors, 4 scales of 12x12, 8 glimpses."""
+    return make_preset("GlimpseClutteredMNIST100-v0", **kwargs)

@@ -1,0 +1,96 @@
+"""Episode and reward rules of every glimpse world, written once for numpy arrays and torch tensors alike.
+
+The single env calls them with shape-``()`` or small arrays, the batched env with batches; only operators
+and methods both libraries share are used, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ACTION_MODES", "REWARD_MODES", "STARTS", "default_grid", "grid_centres", "continuous_reward",
+           "discrete_reward", "covered_fraction"]
+
+ACTION_MODES = ("continuous", "discrete")
+REWARD_MODES = ("final", "dense")
+STARTS = ("center", "random")
+
+
+def default_grid(height: int, width: int, patch: int) -> int:
+    """Cells per side of the discrete-mode grid: how many finest patches tile the longer image side, rounded up."""
+    return math.ceil(max(height, width) / patch)
+
+
+def grid_centres(grid: int) -> np.ndarray:
+    """Locations ``(grid * grid, 2)`` of the cell centres, row-major: cell ``a`` is row ``a // grid``,
+    column ``a % grid``; each row is ``(x, y)`` in [-1, 1]."""
+    centre = (2.0 * np.arange(grid) + 1.0) / grid - 1.0
+    ys, xs = np.meshgrid(centre, centre, indexing="ij")
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+def continuous_reward(correct: Any, last: Any, reward_mode: str, n_glimpses: int) -> Any:
+    """Reward of a continuous-mode step whose prediction is ``correct`` (bool), ``last`` if it ends the episode.
+
+    "final": 1 for a right last prediction, else 0. "dense": 1/T for every right prediction.
+    """
+    if reward_mode == "final":
+        return (correct & last) * 1.0
+    return correct * (1.0 / n_glimpses)
+
+
+def discrete_reward(answered: Any, correct: Any, glimpsed: Any, glimpse_cost: float) -> Any:
+    """Reward of a discrete-mode step: 1 for a right answer, minus ``glimpse_cost`` for a glimpse taken.
+
+    A glimpse asked for after the budget is spent is not taken: that step ends the episode with reward 0.
+    """
+    return (answered & correct) * 1.0 - glimpsed * glimpse_cost
+
+
+def covered_fraction(boxes: Any, count: Any, height: int, width: int) -> Any:
+    """Fraction of the image's pixels inside at least one box.
+
+    ``boxes`` ``(..., T, 4)`` are ``[x0, y0, x1, y1)`` pixel boxes (unclipped); only the first ``count``
+    (``(...,)``) of each row count. Exact union by coordinate compression: O(T^3) per row, independent
+    of the image size.
+    """
+    x0, y0 = boxes[..., 0].clip(0, width), boxes[..., 1].clip(0, height)
+    x1, y1 = boxes[..., 2].clip(0, width), boxes[..., 3].clip(0, height)
+    steps = boxes.shape[-2]
+    arange = np.arange(steps) if isinstance(boxes, np.ndarray) else _torch_arange(steps, boxes)
+    valid = arange < count[..., None]
+    x1, y1 = x1 * valid, y1 * valid  # unused boxes become empty
+    xs = _sort(_cat(x0, x1))
+    ys = _sort(_cat(y0, y1))
+    mid_x = (xs[..., 1:] + xs[..., :-1]) / 2.0  # (..., 2T-1) cell centres
+    mid_y = (ys[..., 1:] + ys[..., :-1]) / 2.0
+    in_x = (x0[..., None, :] <= mid_x[..., :, None]) & (mid_x[..., :, None] < x1[..., None, :])  # (..., 2T-1, T)
+    in_y = (y0[..., None, :] <= mid_y[..., :, None]) & (mid_y[..., :, None] < y1[..., None, :])
+    covered = (in_y[..., :, None, :] & in_x[..., None, :, :]).any(-1)  # (..., cells_y, cells_x)
+    dx = xs[..., 1:] - xs[..., :-1]
+    dy = ys[..., 1:] - ys[..., :-1]
+    area = (covered * dy[..., :, None] * dx[..., None, :]).sum(-1).sum(-1)
+    return area / float(height * width)
+
+
+def _torch_arange(n: int, like: Any) -> Any:
+    import torch
+
+    return torch.arange(n, device=like.device)
+
+
+def _cat(a: Any, b: Any) -> Any:
+    if isinstance(a, np.ndarray):
+        return np.concatenate([a, b], axis=-1)
+    import torch
+
+    return torch.cat([a, b], dim=-1)
+
+
+def _sort(a: Any) -> Any:
+    if isinstance(a, np.ndarray):
+        return np.sort(a, axis=-1)
+    return a.sort(dim=-1).values

@@ -1,0 +1,49 @@
+"""Shared fixtures: the real MNIST t10k files committed in tests/data/mnist, and small SVHN .mat files
+written in the official format-2 layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+
+MNIST_DIR = Path(__file__).parent / "data" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    return MNIST_DIR
+
+
+def write_svhn_mat(path: Path, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Write an SVHN-layout file (X: 32x32x3xN uint8, y: Nx1 with 10 meaning digit 0); return NHWC and labels 0-9."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    digits = np.arange(n) % 10
+    y = np.where(digits == 0, 10, digits).astype(np.uint8).reshape(n, 1)
+    scipy.io.savemat(path, {"X": np.ascontiguousarray(images.transpose(1, 2, 3, 0)), "y": y})
+    return images, digits
+
+
+@pytest.fixture(scope="session")
+def svhn_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("svhn")
+    write_svhn_mat(folder / "train_32x32.mat", 60, 0)
+    write_svhn_mat(folder / "test_32x32.mat", 30, 1)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def world_kwargs(mnist_dir: Path, svhn_dir: Path):
+    """Offline kwargs for every registered id: MNIST worlds on the real t10k files, SVHN on generated files."""
+
+    def kwargs(env_id: str) -> dict:
+        if env_id == "GlimpseSVHN-v0":
+            return {"data_dir": svhn_dir, "split": "test", "download": False}
+        if "MNIST" in env_id:
+            return {"data_dir": mnist_dir, "split": "t10k-test", "download": False}
+        return {"size": 2048}
+
+    return kwargs

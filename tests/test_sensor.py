@@ -1,0 +1,100 @@
+"""The glimpse sensor: numpy and torch backends agree with the plain reference (zero-padded crop + INTER_AREA),
+which itself agrees with a pixel-loop reading of the spec."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from activevision.sensor import GlimpseGeometry, NumpySensor, TorchSensor, reference_glimpse
+
+
+def independent_reference(image: np.ndarray, loc: np.ndarray, patch: int, scales: int, factor: int) -> np.ndarray:
+    """Written from the spec alone, not from the library's geometry: centre at (x+1)*W/2, top-left rounded."""
+    height, width, channels = image.shape
+    values = image.astype(np.float64) / (255.0 if image.dtype == np.uint8 else 1.0)
+    out = []
+    for s in range(scales):
+        size = patch * factor**s
+        x0 = int(np.floor((loc[0] + 1) * width / 2 - size / 2 + 0.5))
+        y0 = int(np.floor((loc[1] + 1) * height / 2 - size / 2 + 0.5))
+        crop = np.zeros((size, size, channels))
+        for yy in range(max(y0, 0), min(y0 + size, height)):
+            for xx in range(max(x0, 0), min(x0 + size, width)):
+                crop[yy - y0, xx - x0] = values[yy, xx]
+        out.append(crop.reshape(patch, size // patch, patch, size // patch, channels).mean(axis=(1, 3))
+                   .transpose(2, 0, 1))
+    return np.stack(out).astype(np.float32)
+
+
+SPECIAL = np.array([[0, 0], [-1, -1], [1, 1], [-1, 1], [1, -1], [0, -1], [1, 0], [0.999, -0.999], [0.03125, 0.5]])
+
+
+@pytest.mark.parametrize("shape,dtype,patch,scales,factor", [
+    ((28, 28, 1), np.uint8, 8, 1, 2),
+    ((32, 32, 3), np.uint8, 12, 2, 2),
+    ((60, 60, 1), np.uint8, 12, 3, 2),
+    ((37, 23, 3), np.float32, 5, 3, 3),
+    ((100, 100, 1), np.uint8, 12, 4, 2),
+])
+def test_backends_agree_with_reference(shape, dtype, patch, scales, factor):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, shape).astype(np.uint8) if dtype == np.uint8
+              else rng.random(shape).astype(np.float32) for _ in range(3)]
+    locs = np.concatenate([SPECIAL, rng.uniform(-1, 1, (40, 2))])
+    numpy_sensor = NumpySensor(patch, scales, factor)
+    torch_sensor = TorchSensor(patch, scales, factor, device="cpu")
+    state = torch_sensor.prepare(torch.from_numpy(np.stack(images)))
+    index = torch.arange(len(locs)) % len(images)
+    batched = torch_sensor.glimpse(state, torch.from_numpy(locs), index).numpy()
+    assert batched.shape == (len(locs), scales, shape[2], patch, patch) and batched.dtype == np.float32
+    prepared = [numpy_sensor.prepare(image) for image in images]
+    for i, loc in enumerate(locs):
+        expected = reference_glimpse(images[i % 3], tuple(loc), numpy_sensor.geometry)
+        if i < len(SPECIAL) + 5:
+            np.testing.assert_allclose(independent_reference(images[i % 3], loc, patch, scales, factor), expected,
+                                       atol=1e-6, err_msg=f"reference at {loc}")
+        single = numpy_sensor.glimpse(prepared[i % 3], tuple(loc))
+        np.testing.assert_allclose(single, expected, atol=1e-5, err_msg=f"numpy at {loc}")
+        np.testing.assert_allclose(batched[i], expected, atol=1e-5, err_msg=f"torch at {loc}")
+        assert 0.0 <= single.min() and single.max() <= 1.0
+
+
+def test_outside_pixels_read_zero_and_centre_is_centred():
+    image = np.full((16, 16, 1), 255, np.uint8)
+    sensor = NumpySensor(4, 2)
+    state = sensor.prepare(image)
+    corner = sensor.glimpse(state, (-1.0, -1.0))
+    # The top-left corner is the patch centre: its upper-left quarter is outside and reads 0.
+    np.testing.assert_array_equal(corner[0, 0, :2, :2], 0.0)
+    np.testing.assert_array_equal(corner[0, 0, 2:, 2:], 1.0)
+    boxes = GlimpseGeometry(4, 2).boxes(np.array([0.0, 0.0]), 16, 16)
+    np.testing.assert_array_equal(boxes, [[6, 6, 10, 10], [4, 4, 12, 12]])
+    glimpse, box = sensor.look(state, (1.0, 1.0))
+    assert box == (14, 14, 16, 16)
+
+
+def test_glimpse_reads_only_local_pixels():
+    """Changing pixels far from the glimpse leaves it unchanged (it reads its own squares, nothing else)."""
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    sensor = NumpySensor(6, 2)
+    before = sensor.glimpse(sensor.prepare(image), (-0.5, -0.5))
+    image[40:, 40:] = 0
+    after = sensor.glimpse(sensor.prepare(image), (-0.5, -0.5))
+    np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.parametrize("bad,kwargs", [
+    ("patch", dict(patch=0, scales=1)),
+    ("scales", dict(patch=8, scales=0)),
+    ("scale_factor", dict(patch=8, scales=2, scale_factor=1)),
+    ("patch", dict(patch=8.5, scales=1)),
+    ("scales", dict(patch=8, scales=True)),
+])
+def test_bad_geometry_is_a_clear_error(bad, kwargs):
+    with pytest.raises(ValueError, match=f"{bad}=.* is not allowed"):
+        NumpySensor(**kwargs)
+    with pytest.raises(ValueError, match=f"{bad}=.* is not allowed"):
+        TorchSensor(**kwargs)
