@@ -17,8 +17,11 @@ ENV_IDS = {
 
 
 def register_envs() -> None:
-    """Register every id once. Order enforcement is done by the env itself, which raises a ValueError
-    (``activevision.envs.ResetNeeded``) for a step before reset, so Gymnasium's wrapper is not added."""
+    """Register every id once, with the batched ``GlimpseVectorEnv`` as its ``vector_entry_point`` (so
+    ``gym.make_vec(id, num_envs, device=...)`` builds it). Order enforcement is done by the env itself, which
+    raises a ValueError (``activevision.envs.ResetNeeded``) for a step before reset, so Gymnasium's wrapper is
+    not added."""
     for env_id, factory in ENV_IDS.items():
         if env_id not in gym.registry:
-            gym.register(env_id, entry_point=f"activevision.envs.presets:{factory}", order_enforce=False)
+            gym.register(env_id, entry_point=f"activevision.envs.presets:{factory}",
+                         vector_entry_point=f"activevision.envs.presets:{factory}_vec", order_enforce=False)

@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["GlimpseGeometry", "NumpySensor", "SensorState", "TorchSensor", "integral_image", "reference_glimpse"]
+__all__ = ["GlimpseGeometry", "NumpySensor", "SensorState", "TorchSensor", "context_image", "integral_image",
+           "reference_glimpse"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class GlimpseGeometry:
         """
         half = self.sizes / 2.0 - 0.5
         if isinstance(loc, torch.Tensor):
-            half = torch.as_tensor(half, dtype=loc.dtype, device=loc.device)
+            half = torch.from_numpy(half).to(device=loc.device, dtype=loc.dtype)
         x0 = _floor((loc[..., 0:1] + 1.0) * (width / 2.0) - half)
         y0 = _floor((loc[..., 1:2] + 1.0) * (height / 2.0) - half)
         return x0, y0
@@ -99,6 +100,13 @@ def reference_glimpse(image: np.ndarray, loc: tuple[float, float], geometry: Gli
         small = cv2.resize(crop, (patch, patch), interpolation=cv2.INTER_AREA).reshape(patch, patch, channels)
         out.append(small.transpose(2, 0, 1))
     return np.stack(out).astype(np.float32)
+
+
+def context_image(image: np.ndarray, size: int) -> np.ndarray:
+    """The whole ``H x W x C`` image area-averaged (OpenCV INTER_AREA) to ``(C, size, size)`` float32 in [0, 1]."""
+    values = image.astype(np.float32) * np.float32(1.0 / 255.0 if image.dtype == np.uint8 else 1.0)
+    small = cv2.resize(values, (size, size), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(small.reshape(size, size, image.shape[2]).transpose(2, 0, 1))
 
 
 def integral_image(image: np.ndarray) -> np.ndarray:
@@ -206,23 +214,34 @@ class TorchSensor:
         divisor = self._area * (255.0 if integer else 1.0)
         return SensorState(table.reshape(n, channels, -1), divisor, height, width)
 
-    def glimpse(self, state: SensorState, loc: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+    def glimpse(self, state: SensorState, loc: torch.Tensor, index: torch.Tensor | None = None,
+                offset: torch.Tensor | None = None, frame: tuple[int, int] | None = None) -> torch.Tensor:
         """Glimpses at ``loc`` (B, 2) of images ``index`` (B,) of a prepared table (images 0..B-1 if None).
 
-        Reads only the ``4 * scales * C * patch^2`` table entries it needs per glimpse, from the flat table.
+        Reads only the ``(patch + 1)^2`` table entries per scale and channel that it needs, with one gather.
+        With ``frame = (H, W)`` and ``offset`` (B, 2) pixels ``(x, y)``, the location is in an H x W frame
+        (a blank canvas) where each image sits at its offset: the glimpse of that canvas, at a cost that
+        does not depend on the canvas size.
         """
         table, height, width = state.table, state.height, state.width
         loc = loc.to(device=self.device, dtype=torch.float64)
-        x0, y0 = self.geometry.corners(loc, height, width)
-        xe = (x0.long()[..., None] + self._steps).clip(0, width)
-        ye = (y0.long()[..., None] + self._steps).clip(0, height)
-        flat = ye[..., :, None] * (width + 1) + xe[..., None, :]  # (B, S, p+1, p+1)
+        x0, y0 = self.geometry.corners(loc, *(frame or (height, width)))
+        x0, y0 = x0.long(), y0.long()
+        if offset is not None:
+            offset = offset.to(self.device).long()
+            x0, y0 = x0 - offset[:, 0:1], y0 - offset[:, 1:2]
+        xe = (x0[..., None] + self._steps).clip_(0, width)  # (B, S, p+1) column edges
+        ye = (y0[..., None] + self._steps).clip_(0, height)
         batch, channels, length = loc.shape[0], table.shape[1], table.shape[2]
         if index is None:
             index = torch.arange(batch, device=self.device)
-        base = index.to(self.device).long() * (channels * length)
-        offsets = base[:, None] + torch.arange(channels, device=self.device)[None, :] * length  # (B, C)
-        corner = table.reshape(-1)[offsets[:, None, :, None, None] + flat[:, :, None]]  # (B, S, C, p+1, p+1)
-        sums = corner[..., 1:, 1:] - corner[..., :-1, 1:] - corner[..., 1:, :-1] + corner[..., :-1, :-1]
-        out = (sums / state.divisor).to(torch.float32)
-        return out if table.dtype == torch.int64 else out.clamp_(0.0, 1.0)
+        channel = torch.arange(channels, device=self.device) * length
+        rows = (index.to(self.device).long() * (channels * length))[:, None, None, None] \
+            + channel[None, None, :, None] + ye[:, :, None, :] * (width + 1)  # (B, S, C, p+1)
+        corner = torch.take(table, rows[..., :, None] + xe[:, :, None, None, :])  # (B, S, C, p+1, p+1)
+        across = corner[..., 1:] - corner[..., :-1]
+        sums = across[..., 1:, :] - across[..., :-1, :]
+        if table.dtype == torch.float64:  # float images: float sums, clamp rounding
+            return (sums / state.divisor).to(torch.float32).clamp_(0.0, 1.0)
+        # Integer sums (stored as integers, or as exact integers in float32): x / x is exactly 1.
+        return sums.to(torch.float32) / state.divisor.to(torch.float32)

@@ -1,11 +1,17 @@
-"""Env-steps/s of ``gym.make(id)`` with random actions, one result line per figure.
+"""Env-steps/s of the glimpse worlds with random actions, one result line per figure.
 
-Actions are drawn up front with numpy (so the figure is the env's cost, not the sampler's); datasets are
-materialised first. Each figure is the best of several repeats (this VM's CPU time is noisy). The baseline,
-measured in the same run, is the same env with the plain reference sensor (zero-padded crop + cv2.resize per
-scale per step), i.e. what a straightforward glimpse env does.
+- single env (``gym.make``), against a baseline measured in the same run: the same env with the plain
+  reference sensor (zero-padded crop + cv2.resize per scale per step), i.e. a straightforward glimpse env;
+- batched env (``gym.make_vec``) on the CPU at 1, 64, 1024 and 4096 envs (ratio: against the single env),
+  on CUDA at 4096 and 65,536 envs when a GPU is present (a line says so otherwise);
+- scaling with image size: 256 batched envs, one digit on a blank 64^2 / 1024^2 / 4096^2 canvas, and the step
+  time ratio 4096^2 / 64^2;
+- memory: bytes of the shared dataset and per env.
 
-    python benchmarks/env_throughput.py [--steps 60000] [--repeats 5]
+Actions are drawn up front (so the figure is the env's cost, not the sampler's); datasets are made first.
+Each figure is the best of several repeats (this VM's CPU time is noisy).
+
+    python benchmarks/env_throughput.py [--steps 60000] [--repeats 5] [--only single|batched|scaling]
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 import activevision  # noqa: F401
+from activevision.data import MNIST, TranslatedDataset
+from activevision.envs.vector import GlimpseVectorEnv
 from activevision.sensor import reference_glimpse
 
 MNIST_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist"
@@ -53,14 +62,14 @@ def steps_per_second(env: gym.Env, actions: np.ndarray, repeats: int) -> float:
     return best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60_000)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    worlds = {"GlimpseMNIST-v0": dict(data_dir=MNIST_DIR, split="test", download=False),
-              "GlimpseHouseNumbers-v0": dict()}
-    for env_id, kwargs in worlds.items():
+WORLDS = {"GlimpseMNIST-v0": dict(data_dir=MNIST_DIR, split="test", download=False),
+          "GlimpseHouseNumbers-v0": dict()}
+
+
+def single(args) -> dict[str, float]:
+    """Single-env figures; returns continuous-mode steps/s per world (the batched figures' baseline)."""
+    rates = {}
+    for env_id, kwargs in WORLDS.items():
         for mode in ("continuous", "discrete"):
             env = gym.make(env_id, action_mode=mode, **kwargs)
             env.unwrapped.dataset.arrays()  # materialise generated worlds before timing
@@ -73,8 +82,79 @@ def main() -> None:
             baseline_env = gym.make(env_id, action_mode=mode, **kwargs)
             baseline_env.unwrapped.sensor = ReferenceSensor(baseline_env.unwrapped.sensor.geometry)
             baseline = steps_per_second(baseline_env, actions[: args.steps // 4], max(2, args.repeats // 2))
+            rates.setdefault(env_id, ours)
             print(f"env_throughput id={env_id} mode={mode} envs=1 steps_per_s={ours:,.0f} "
                   f"naive_crop_resize_baseline={baseline:,.0f} ratio={ours / baseline:.1f}x target>=30,000", flush=True)
+    return rates
+
+
+def batched_steps_per_second(envs, steps: int, repeats: int) -> float:
+    """Best-of-``repeats`` env-steps/s of a batched env with uniform random continuous actions."""
+    generator = torch.Generator(device=envs.device).manual_seed(0)
+    shape = (steps, envs.num_envs, envs.single_action_space.shape[0])
+    actions = torch.rand(shape, generator=generator, device=envs.device) * 2.0 - 1.0
+    envs.reset(seed=0)
+    best = 0.0
+    for _ in range(repeats):
+        if envs.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for action in actions:
+            envs.step(action)
+        if envs.device.type == "cuda":
+            torch.cuda.synchronize()
+        best = max(best, steps * envs.num_envs / (time.perf_counter() - start))
+    return best
+
+
+def batched(args, single_rates: dict[str, float]) -> None:
+    devices = [("cpu", (1, 64, 1024, 4096))]
+    if torch.cuda.is_available():
+        devices.append(("cuda", (4096, 65_536)))
+    else:
+        print("env_throughput device=cuda skipped: no CUDA device on this machine", flush=True)
+    for device, sizes in devices:
+        for env_id, kwargs in WORLDS.items():
+            for n in sizes:
+                envs = gym.make_vec(env_id, num_envs=n, device=device, **kwargs)
+                steps = max(12, min(240, args.steps // n))
+                rate = batched_steps_per_second(envs, steps, args.repeats)
+                versus = f" vs_single_env={rate / single_rates[env_id]:.1f}x" if env_id in single_rates else ""
+                target = " target>=700,000" if device == "cpu" and n == 1024 else (
+                    " target>=50,000,000(H100)" if n == 65_536 else "")
+                memory = envs.memory_bytes()
+                print(f"env_throughput id={env_id} mode=continuous device={device} envs={n} "
+                      f"steps_per_s={rate:,.0f}{versus}{target}", flush=True)
+                if n == sizes[-1]:
+                    print(f"env_memory id={env_id} device={device} dataset_bytes={memory['dataset']:,} "
+                          f"bytes_per_env={memory['per_env']:,}", flush=True)
+
+
+def scaling(args) -> None:
+    base = MNIST("t10k-train", data_dir=MNIST_DIR, download=False)
+    times = {}
+    for side in (64, 1024, 4096):
+        world = TranslatedDataset(base, canvas=side, seed=0)
+        envs = GlimpseVectorEnv(world, 256, patch=12, scales=3, n_glimpses=8)
+        rate = batched_steps_per_second(envs, 120, args.repeats)
+        times[side] = 256 / rate
+        memory = envs.memory_bytes()
+        print(f"env_scaling canvas={side}x{side} envs=256 step_ms={times[side] * 1e3:.3f} "
+              f"dataset_bytes={memory['dataset']:,} bytes_per_env={memory['per_env']:,}", flush=True)
+    print(f"env_scaling step_time_ratio_4096^2/64^2={times[4096] / times[64]:.2f} target<=1.25", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", choices=["single", "batched", "scaling"])
+    args = parser.parse_args()
+    rates = single(args) if args.only in (None, "single") else {}
+    if args.only in (None, "batched"):
+        batched(args, rates)
+    if args.only in (None, "scaling"):
+        scaling(args)
 
 
 if __name__ == "__main__":

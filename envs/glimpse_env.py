@@ -9,33 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
 from activevision.data.base import ImageDataset
 from activevision.render import draw_glimpses
-from activevision.sensor import NumpySensor
 from activevision.envs import rules
+from activevision.envs.spec import WorldSpec
+from activevision.sensor import NumpySensor, context_image
 
 __all__ = ["GlimpseEnv", "ResetNeeded"]
 
 
 class ResetNeeded(gym.error.ResetNeeded, ValueError):
     """``step`` was called before ``reset`` or after the episode ended (a ValueError, and Gymnasium's error)."""
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= {low}")
-    return int(value)
-
-
-def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not allowed: choose one of {', '.join(map(repr, allowed))}")
-    return value
 
 
 class GlimpseEnv(gym.Env):
@@ -53,6 +40,9 @@ class GlimpseEnv(gym.Env):
         reward_mode: continuous mode, "final" (1 for a right last answer) or "dense" (1/T per right step).
         start: first glimpse at the "center" or at a "random" location.
         context_size: if set, observations also hold the whole image area-averaged to this size.
+        order: "random" (seeded draws) or "sequential" (image ``i``, then ``i + stride``, ... from
+            ``reset(options={"index": i})``, 0 by default): for sweeps that see every image once.
+        stride: step between the images of consecutive episodes in sequential order.
         render_mode: None or "rgb_array".
     """
 
@@ -61,52 +51,25 @@ class GlimpseEnv(gym.Env):
     def __init__(self, dataset: ImageDataset, *, patch: int = 8, scales: int = 1, scale_factor: int = 2,
                  n_glimpses: int = 6, action_mode: str = "continuous", grid: int | None = None,
                  glimpse_cost: float = 0.0, reward_mode: str = "final", start: str = "center",
-                 context_size: int | None = None, render_mode: str | None = None) -> None:
-        if not isinstance(dataset, ImageDataset):
-            raise ValueError(f"dataset={type(dataset).__name__} is not allowed: pass an activevision ImageDataset, "
-                             "e.g. ArrayDataset(images, labels)")
-        self.dataset = dataset
-        self.sensor = NumpySensor(patch, scales, scale_factor)
-        self.n_glimpses = _check_int("n_glimpses", n_glimpses, 1)
-        self.action_mode = _check_choice("action_mode", action_mode, rules.ACTION_MODES)
-        self.reward_mode = _check_choice("reward_mode", reward_mode, rules.REWARD_MODES)
-        self.start = _check_choice("start", start, rules.STARTS)
+                 context_size: int | None = None, order: str = "random", stride: int = 1,
+                 render_mode: str | None = None) -> None:
+        self.world = WorldSpec.build(dataset, patch=patch, scales=scales, scale_factor=scale_factor,
+                                     n_glimpses=n_glimpses, action_mode=action_mode, grid=grid,
+                                     glimpse_cost=glimpse_cost, reward_mode=reward_mode, start=start,
+                                     context_size=context_size, order=order, stride=stride)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode={render_mode!r} is not allowed: choose None or 'rgb_array'")
         self.render_mode = render_mode
-        if action_mode == "discrete" and reward_mode != "final":
-            raise ValueError(f"reward_mode={reward_mode!r} is not allowed with action_mode='discrete': "
-                             "there the episode ends at the answer, so use 'final' (and glimpse_cost)")
-        glimpse_cost = float(glimpse_cost)
-        if not np.isfinite(glimpse_cost) or glimpse_cost < 0:
-            raise ValueError(f"glimpse_cost={glimpse_cost!r} is not allowed: it must be a finite number >= 0")
-        self.glimpse_cost = glimpse_cost
-
-        height, width, channels = dataset.shape
-        if min(height, width) < patch:
-            raise ValueError(f"images of {height}x{width} are smaller than the finest patch ({patch} pixels): "
-                             f"use patch <= {min(height, width)}")
-        self.height, self.width, self.channels = height, width, channels
-        self.num_classes = int(dataset.num_classes)
-        if grid is None:
-            grid = rules.default_grid(height, width, patch)
-        self.grid = _check_int("grid", grid, 1)
-        self._cells = [tuple(c) for c in rules.grid_centres(self.grid).tolist()]
-        self.context_size = None if context_size is None else _check_int("context_size", context_size, 1)
-
-        obs = {
-            "glimpse": spaces.Box(0.0, 1.0, (scales, channels, patch, patch), np.float32),
-            "loc": spaces.Box(-1.0, 1.0, (2,), np.float32),
-            "t": spaces.Box(0.0, 1.0, (1,), np.float32),
-        }
-        if self.context_size is not None:
-            obs["context"] = spaces.Box(0.0, 1.0, (channels, self.context_size, self.context_size), np.float32)
-        self.observation_space = spaces.Dict(obs)
-        if self.action_mode == "continuous":
-            self.action_space = spaces.Box(-1.0, 1.0, (2 + self.num_classes,), np.float32)
-        else:
-            self.action_space = spaces.Discrete(self.grid * self.grid + self.num_classes)
-        self._boxes_of = self.sensor.geometry.boxes
+        self.dataset = dataset
+        self.sensor = NumpySensor(patch, scales, scale_factor)
+        world = self.world
+        self.n_glimpses, self.action_mode, self.grid = world.n_glimpses, world.action_mode, world.grid
+        self.height, self.width, self.channels = world.height, world.width, world.channels
+        self.num_classes, self.context_size = world.num_classes, world.context_size
+        self._cells = [tuple(c) for c in rules.grid_centres(world.grid).tolist()]
+        self.observation_space = world.observation_space()
+        self.action_space = world.action_space()
+        self._next_index = 0
         self._active = False
         self._state = None
 
@@ -115,23 +78,26 @@ class GlimpseEnv(gym.Env):
         """Draw an image (or ``options={"index": i}``), take the first glimpse at ``start``, return it."""
         super().reset(seed=seed)
         index = None if options is None else options.get("index")
-        if index is None:
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.dataset):
+                raise ValueError(f"options['index']={index!r} is not allowed: use an integer in "
+                                 f"[0, {len(self.dataset)})")
+            index = int(index)
+        elif self.world.order == "sequential":
+            index = self._next_index
+        else:
             index = int(self.np_random.integers(len(self.dataset)))
-        elif isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.dataset):
-            raise ValueError(f"options['index']={index!r} is not allowed: use an integer in [0, {len(self.dataset)})")
-        image, self._label = self.dataset.get(int(index))
+        self._next_index = (index + self.world.stride) % len(self.dataset)
+        image, self._label = self.dataset.get(index)
         self._image, self._index = image, int(index)
         self._state = self.sensor.prepare(image)
-        if self.start == "center":
+        if self.world.start == "center":
             loc = (0.0, 0.0)
         else:
             loc = tuple(self.np_random.uniform(-1.0, 1.0, 2).tolist())
         self._context = None
         if self.context_size is not None:
-            values = image.astype(np.float32) * np.float32(1.0 / 255.0 if image.dtype == np.uint8 else 1.0)
-            small = cv2.resize(values, (self.context_size, self.context_size), interpolation=cv2.INTER_AREA)
-            self._context = np.ascontiguousarray(
-                small.reshape(self.context_size, self.context_size, self.channels).transpose(2, 0, 1))
+            self._context = context_image(image, self.context_size)
         self._steps = 0
         self._locs = []
         self._seen = np.zeros((self.height, self.width), dtype=bool)
@@ -150,8 +116,8 @@ class GlimpseEnv(gym.Env):
         self._steps += 1
         prediction = int(action[2:].argmax())
         correct = prediction == self._label
-        last = self._steps >= self.n_glimpses
-        reward = float(rules.continuous_reward(correct, last, self.reward_mode, self.n_glimpses))
+        last = rules.continuous_step(self._steps, self.n_glimpses)
+        reward = float(rules.continuous_reward(correct, last, self.world.reward_mode, self.n_glimpses))
         if not last:
             x, y = float(action[0]), float(action[1])
             self._look((min(max(x, -1.0), 1.0), min(max(y, -1.0), 1.0)))
@@ -160,14 +126,12 @@ class GlimpseEnv(gym.Env):
 
     def _step_discrete(self, action: int) -> tuple[dict, float, bool, bool, dict]:
         self._steps += 1
-        cells = self.grid * self.grid
-        answered = action >= cells
-        prediction = action - cells if answered else -1
-        glimpsed = not answered and len(self._locs) < self.n_glimpses
+        answered, prediction, glimpsed, done = rules.discrete_step(action, self.world.cells, len(self._locs),
+                                                                   self.n_glimpses)
         if glimpsed:
             self._look(self._cells[action])
-        reward = float(rules.discrete_reward(answered, prediction == self._label, glimpsed, self.glimpse_cost))
-        if glimpsed:
+        reward = float(rules.discrete_reward(answered, prediction == self._label, glimpsed, self.world.glimpse_cost))
+        if not done:
             return self._observation(), reward, False, False, {}
         # An answer, or a glimpse asked for with the budget spent: the episode is over (terminated, see README).
         return self._observation(repeat=True), reward, True, False, self._final_info(prediction)
@@ -207,25 +171,18 @@ class GlimpseEnv(gym.Env):
 
     def _check_continuous(self, action: Any) -> np.ndarray:
         array = np.asarray(action)
-        if array.dtype.kind != "f":
-            raise ValueError(f"action dtype {array.dtype} is not allowed: use floats, shape {self.action_space.shape} "
-                             f"(x, y, then {self.num_classes} class scores)")
-        if array.shape != self.action_space.shape:
-            raise ValueError(f"action of shape {array.shape} is not allowed: use shape {self.action_space.shape} "
-                             f"(x, y, then {self.num_classes} class scores)")
+        if array.dtype.kind != "f" or array.shape != self.action_space.shape:
+            raise ValueError(f"action of dtype {array.dtype} and shape {array.shape} is not allowed: use "
+                             f"{self.world.action_help()}")
         if not np.isfinite(array).all():
             raise ValueError(f"action {array.tolist()} is not allowed: every entry must be finite (no NaN or inf)")
         return array
 
     def _check_discrete(self, action: Any) -> int:
         array = np.asarray(action)
-        if array.dtype.kind not in "iu" or array.size != 1:
-            raise ValueError(f"action {action!r} is not allowed: use one integer in [0, {self.action_space.n})")
-        value = int(array.reshape(()))
-        if not 0 <= value < self.action_space.n:
-            raise ValueError(f"action {value} is not allowed: use an integer in [0, {self.action_space.n}) "
-                             f"({self.grid * self.grid} grid cells, then {self.num_classes} answers)")
-        return value
+        if array.dtype.kind not in "iu" or array.size != 1 or not 0 <= int(array.reshape(-1)[0]) < self.action_space.n:
+            raise ValueError(f"action {action!r} is not allowed: use {self.world.action_help()}")
+        return int(array.reshape(()))
 
     # ------------------------------------------------------------------ pictures
     def render(self) -> np.ndarray | None:
@@ -235,6 +192,6 @@ class GlimpseEnv(gym.Env):
             return None
         if self._state is None:
             raise ResetNeeded("render() was called before reset(): call reset() first")
-        boxes = self._boxes_of(np.array(self._locs[-1]), self.height, self.width)
+        boxes = self.sensor.geometry.boxes(np.array(self._locs[-1]), self.height, self.width)
         centres = [((x + 1.0) * self.width / 2.0, (y + 1.0) * self.height / 2.0) for x, y in self._locs]
         return draw_glimpses(self._image, boxes, centres)

@@ -16,10 +16,12 @@ from activevision.data.mnist import MNIST, MNIST_SPLITS
 from activevision.data.svhn import SVHN
 from activevision.data.synthetic import HOUSE_NUMBER_SPLITS, SyntheticHouseNumbers
 from activevision.envs.glimpse_env import GlimpseEnv
+from activevision.envs.vector import GlimpseVectorEnv
 
-__all__ = ["PRESETS", "make_preset", "make_dataset", "ENV_OPTIONS"]
+__all__ = ["PRESETS", "make_preset", "make_preset_vec", "make_dataset", "ENV_OPTIONS", "VECTOR_OPTIONS"]
 
 ENV_OPTIONS = tuple(p for p in inspect.signature(GlimpseEnv.__init__).parameters if p not in ("self", "dataset"))
+VECTOR_OPTIONS = ENV_OPTIONS + ("device", "autoreset_mode")
 FILE_OPTIONS = {"split": "train", "data_dir": None, "download": True}
 
 # id -> (world, world defaults, env defaults)
@@ -73,17 +75,29 @@ def make_dataset(env_id: str, **options: Any) -> ImageDataset:
     return _cached_dataset(world, tuple(sorted(merged.items())))
 
 
-def make_preset(env_id: str, **kwargs: Any) -> GlimpseEnv:
-    """Build registered world ``env_id`` with ``kwargs`` overriding its defaults."""
+def _split_options(env_id: str, kwargs: dict[str, Any], env_options: tuple[str, ...]) -> tuple[ImageDataset, dict]:
+    """The world's dataset and the env options (defaults overridden), or a ValueError naming unknown options."""
     if env_id not in PRESETS:
         raise ValueError(f"env id {env_id!r} is not allowed: choose one of {sorted(PRESETS)}")
-    world, world_defaults, env_defaults = PRESETS[env_id]
-    unknown = sorted(set(kwargs) - set(world_defaults) - set(ENV_OPTIONS))
+    _, world_defaults, env_defaults = PRESETS[env_id]
+    unknown = sorted(set(kwargs) - set(world_defaults) - set(env_options))
     if unknown:
-        raise ValueError(f"{env_id}: unknown option(s) {unknown}; allowed: {sorted(set(world_defaults) | set(ENV_OPTIONS))}")
+        raise ValueError(f"{env_id}: unknown option(s) {unknown}; allowed: "
+                         f"{sorted(set(world_defaults) | set(env_options))}")
     dataset = make_dataset(env_id, **{k: v for k, v in kwargs.items() if k in world_defaults})
-    env_kwargs = {**env_defaults, **{k: v for k, v in kwargs.items() if k in ENV_OPTIONS}}
-    return GlimpseEnv(dataset, **env_kwargs)
+    return dataset, {**env_defaults, **{k: v for k, v in kwargs.items() if k in env_options}}
+
+
+def make_preset(env_id: str, **kwargs: Any) -> GlimpseEnv:
+    """Build registered world ``env_id`` with ``kwargs`` overriding its defaults."""
+    dataset, options = _split_options(env_id, kwargs, ENV_OPTIONS)
+    return GlimpseEnv(dataset, **options)
+
+
+def make_preset_vec(env_id: str, num_envs: int = 1, **kwargs: Any) -> GlimpseVectorEnv:
+    """Batched ``env_id`` (``gym.make_vec``'s entry point): every env option, plus ``device``, ``autoreset_mode``."""
+    dataset, options = _split_options(env_id, kwargs, VECTOR_OPTIONS)
+    return GlimpseVectorEnv(dataset, num_envs, **options)
 
 
 def svhn(**kwargs: Any) -> GlimpseEnv:
@@ -114,3 +128,19 @@ def cluttered_mnist(**kwargs: Any) -> GlimpseEnv:
 def cluttered_mnist100(**kwargs: Any) -> GlimpseEnv:
     """GlimpseClutteredMNIST100-v0: 100x100 canvas, 8 distractors, 4 scales of 12x12, 8 glimpses."""
     return make_preset("GlimpseClutteredMNIST100-v0", **kwargs)
+
+
+def _vector_factory(env_id: str):
+    def make(num_envs: int = 1, **kwargs: Any) -> GlimpseVectorEnv:
+        return make_preset_vec(env_id, num_envs, **kwargs)
+
+    make.__doc__ = f"{env_id}, batched on a torch device: ``gym.make_vec('{env_id}', num_envs, device=...)``."
+    return make
+
+
+svhn_vec = _vector_factory("GlimpseSVHN-v0")
+house_numbers_vec = _vector_factory("GlimpseHouseNumbers-v0")
+mnist_vec = _vector_factory("GlimpseMNIST-v0")
+translated_mnist_vec = _vector_factory("GlimpseTranslatedMNIST-v0")
+cluttered_mnist_vec = _vector_factory("GlimpseClutteredMNIST-v0")
+cluttered_mnist100_vec = _vector_factory("GlimpseClutteredMNIST100-v0")

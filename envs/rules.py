@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ACTION_MODES", "REWARD_MODES", "STARTS", "default_grid", "grid_centres", "continuous_reward",
-           "discrete_reward", "covered_fraction"]
+__all__ = ["ACTION_MODES", "REWARD_MODES", "STARTS", "ORDERS", "default_grid", "grid_centres", "continuous_step",
+           "discrete_step", "continuous_reward", "discrete_reward", "covered_fraction"]
 
 ACTION_MODES = ("continuous", "discrete")
 REWARD_MODES = ("final", "dense")
 STARTS = ("center", "random")
+ORDERS = ("random", "sequential")  # how reset picks images: seeded draws, or index + stride per episode
 
 
 def default_grid(height: int, width: int, patch: int) -> int:
@@ -30,6 +31,29 @@ def grid_centres(grid: int) -> np.ndarray:
     centre = (2.0 * np.arange(grid) + 1.0) / grid - 1.0
     ys, xs = np.meshgrid(centre, centre, indexing="ij")
     return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+def continuous_step(steps: Any, n_glimpses: int) -> Any:
+    """Continuous mode, after the step counter was advanced: does this step end the episode?
+
+    The first glimpse is taken at reset; steps 1 .. T-1 take glimpses 2 .. T; step T gives the last answer.
+    """
+    return steps >= n_glimpses
+
+
+def discrete_step(action: Any, cells: int, glimpses: Any, n_glimpses: int) -> tuple[Any, Any, Any, Any]:
+    """Discrete mode: what an action does, given the glimpses taken so far.
+
+    Returns ``(answered, prediction, glimpsed, done)``: an action ``>= cells`` answers class ``action - cells``
+    (prediction -1 otherwise); a glimpse action takes a glimpse only while budget is left; the episode is done
+    at an answer or at a glimpse action once the budget is spent.
+    """
+    answered = action >= cells
+    looking = action < cells
+    glimpsed = looking & (glimpses < n_glimpses)
+    done = answered | (glimpses >= n_glimpses)
+    prediction = (action - cells) * answered - looking * 1
+    return answered, prediction, glimpsed, done
 
 
 def continuous_reward(correct: Any, last: Any, reward_mode: str, n_glimpses: int) -> Any:
@@ -57,23 +81,25 @@ def covered_fraction(boxes: Any, count: Any, height: int, width: int) -> Any:
     (``(...,)``) of each row count. Exact union by coordinate compression: O(T^3) per row, independent
     of the image size.
     """
-    x0, y0 = boxes[..., 0].clip(0, width), boxes[..., 1].clip(0, height)
-    x1, y1 = boxes[..., 2].clip(0, width), boxes[..., 3].clip(0, height)
     steps = boxes.shape[-2]
     arange = np.arange(steps) if isinstance(boxes, np.ndarray) else _torch_arange(steps, boxes)
     valid = arange < count[..., None]
-    x1, y1 = x1 * valid, y1 * valid  # unused boxes become empty
-    xs = _sort(_cat(x0, x1))
-    ys = _sort(_cat(y0, y1))
-    mid_x = (xs[..., 1:] + xs[..., :-1]) / 2.0  # (..., 2T-1) cell centres
-    mid_y = (ys[..., 1:] + ys[..., :-1]) / 2.0
+    x0, y0 = boxes[..., 0].clip(0, width), boxes[..., 1].clip(0, height)
+    x1, y1 = boxes[..., 2].clip(0, width) * valid, boxes[..., 3].clip(0, height) * valid  # unused: empty
+    xs, ys = _sort(_cat(x0, x1, axis=-1), axis=-1), _sort(_cat(y0, y1, axis=-1), axis=-1)
+    dx, dy = xs[..., 1:] - xs[..., :-1], ys[..., 1:] - ys[..., :-1]
+    mid_x, mid_y = xs[..., :-1] + dx / 2.0, ys[..., :-1] + dy / 2.0  # (..., 2T-1) cell centres
     in_x = (x0[..., None, :] <= mid_x[..., :, None]) & (mid_x[..., :, None] < x1[..., None, :])  # (..., 2T-1, T)
     in_y = (y0[..., None, :] <= mid_y[..., :, None]) & (mid_y[..., :, None] < y1[..., None, :])
-    covered = (in_y[..., :, None, :] & in_x[..., None, :, :]).any(-1)  # (..., cells_y, cells_x)
-    dx = xs[..., 1:] - xs[..., :-1]
-    dy = ys[..., 1:] - ys[..., :-1]
-    area = (covered * dy[..., :, None] * dx[..., None, :]).sum(-1).sum(-1)
+    # Cell (i, j) is covered if some box holds both its row i and its column j: a boolean matrix product.
+    covered = _as_float(_as_float(in_y, dx) @ _as_float(in_x, dx).swapaxes(-1, -2) > 0, dx)
+    area = (dy[..., None, :] @ covered @ dx[..., :, None])[..., 0, 0]
     return area / float(height * width)
+
+
+def _as_float(mask: Any, like: Any) -> Any:
+    """A boolean array as floats of ``like``'s dtype (numpy or torch)."""
+    return mask.astype(like.dtype) if isinstance(mask, np.ndarray) else mask.to(like.dtype)
 
 
 def _torch_arange(n: int, like: Any) -> Any:
@@ -82,15 +108,15 @@ def _torch_arange(n: int, like: Any) -> Any:
     return torch.arange(n, device=like.device)
 
 
-def _cat(a: Any, b: Any) -> Any:
+def _cat(a: Any, b: Any, axis: int) -> Any:
     if isinstance(a, np.ndarray):
-        return np.concatenate([a, b], axis=-1)
+        return np.concatenate([a, b], axis=axis)
     import torch
 
-    return torch.cat([a, b], dim=-1)
+    return torch.cat([a, b], dim=axis)
 
 
-def _sort(a: Any) -> Any:
+def _sort(a: Any, axis: int) -> Any:
     if isinstance(a, np.ndarray):
-        return np.sort(a, axis=-1)
-    return a.sort(dim=-1).values
+        return np.sort(a, axis=axis)
+    return a.sort(dim=axis).values

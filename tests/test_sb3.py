@@ -47,3 +47,37 @@ def test_recurrent_ppo(world_kwargs):
         if start[0]:
             obs, _ = env.reset()
     assert model.num_timesteps >= 300
+
+
+# ---------------------------------------------------------------- SB3 over the batched world
+def test_sb3_vecenv_adapter_semantics(world_kwargs):
+    import activevision.sb3
+
+    venv = activevision.sb3.VecEnv(gym.make_vec("GlimpseMNIST-v0", num_envs=8, **world_kwargs("GlimpseMNIST-v0")))
+    venv.seed(3)
+    obs = venv.reset()
+    assert isinstance(obs["glimpse"], np.ndarray) and obs["glimpse"].shape == (8, 1, 1, 8, 8)
+    for step in range(6):
+        venv.step_async(np.zeros((8, 12), np.float32))
+        obs, rewards, dones, infos = venv.step_wait()
+    assert dones.all() and rewards.dtype == np.float32
+    for info in infos:
+        assert info["terminal_observation"]["t"][0] == 1.0 and info["TimeLimit.truncated"] is False
+        assert isinstance(info["label"], int) and isinstance(info["correct"], bool) and info["glimpses"] == 6
+    assert np.allclose(obs["t"], 1 / 6)  # SB3 sees the next episode's first observation
+    with pytest.raises(ValueError, match="SameStep"):
+        activevision.sb3.VecEnv(gym.make_vec("GlimpseMNIST-v0", num_envs=2, autoreset_mode="NextStep",
+                                             **world_kwargs("GlimpseMNIST-v0")))
+
+
+@pytest.mark.parametrize("algo,mode", [(PPO, "continuous"), (DQN, "discrete")])
+def test_sb3_trains_on_the_batched_world(algo, mode, world_kwargs):
+    import activevision.sb3
+
+    envs = gym.make_vec("GlimpseMNIST-v0", num_envs=64, action_mode=mode, **world_kwargs("GlimpseMNIST-v0"))
+    kwargs = dict(n_steps=8, batch_size=128, n_epochs=1) if algo is PPO else dict(learning_starts=64, batch_size=64)
+    model = algo("MultiInputPolicy", activevision.sb3.VecEnv(envs), seed=0, device="cpu", **kwargs).learn(1024)
+    assert model.num_timesteps >= 1024
+    obs = activevision.sb3.VecEnv(envs).reset()
+    actions, _ = model.predict(obs, deterministic=True)
+    assert actions.shape[0] == 64

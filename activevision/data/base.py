@@ -109,9 +109,13 @@ class GeneratedDataset(ImageDataset):
                   stop: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         raise NotImplementedError
 
-    def _fill(self, chunk: int) -> None:
+    def _chunk_rng(self, chunk: int) -> tuple[np.random.Generator, int, int]:
+        """The generator and index range of a chunk: every random draw of image ``i`` comes from here."""
         start, stop = chunk * self.chunk, min((chunk + 1) * self.chunk, self.length)
-        rng = np.random.default_rng([self.seed, self.stream, chunk])
+        return np.random.default_rng([self.seed, self.stream, chunk]), start, stop
+
+    def _fill(self, chunk: int) -> None:
+        rng, start, stop = self._chunk_rng(chunk)
         images, labels, meta = self._generate(rng, start, stop)
         if self._images is None:
             self._images = np.zeros((self.length, *self.shape), dtype=self.dtype)

@@ -17,7 +17,11 @@ class TranslatedDataset(GeneratedDataset):
     """Each base image pasted at a uniformly random position on a black ``canvas x canvas`` image.
 
     ``size`` defaults to ``len(base)`` (one canvas per digit); a larger size re-places the digits elsewhere.
+    ``layout()`` gives the placements without painting canvases (``sparse``): a batched world reads glimpses
+    straight from the digit, so its cost does not depend on the canvas size.
     """
+
+    sparse = True  # canvas = blank + one base image at an offset, nothing else
 
     def __init__(self, base: ImageDataset, canvas: int = 60, seed: int = 0, size: int | None = None,
                  stream: int = 0) -> None:
@@ -32,16 +36,38 @@ class TranslatedDataset(GeneratedDataset):
         self.num_classes = base.num_classes
         self.dtype = np.dtype(base.dtype)
 
-    def _place(self, rng: np.random.Generator, images: np.ndarray, start: int, stop: int) -> np.ndarray:
-        """Paste the digits; returns their labels."""
+    def _positions(self, rng: np.random.Generator, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-left ``(ys, xs)`` of the digits of canvases ``start..stop`` (the chunk's first draws)."""
         height, width, _ = self.base.shape
         ys = rng.integers(0, self.canvas - height + 1, stop - start)
         xs = rng.integers(0, self.canvas - width + 1, stop - start)
+        return ys, xs
+
+    def _place(self, rng: np.random.Generator, images: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Paste the digits; returns their labels."""
+        height, width, _ = self.base.shape
+        ys, xs = self._positions(rng, start, stop)
         labels = np.empty(stop - start, np.int64)
         for j, (y, x) in enumerate(zip(ys.tolist(), xs.tolist())):
             digit, labels[j] = self.base.get((start + j) % len(self.base))
             images[j, y : y + height, x : x + width] = digit
         return labels
+
+    def layout(self) -> tuple[np.ndarray, np.ndarray]:
+        """Without painting any canvas: the base image of each canvas ``(N,)`` and its top-left ``(N, 2)`` as
+        ``(x, y)`` pixels."""
+        ys, xs = zip(*(self._positions(*self._chunk_rng(chunk)) for chunk in range(len(self._done))))
+        offsets = np.stack([np.concatenate(xs), np.concatenate(ys)], axis=1).astype(np.int64)
+        return np.arange(self.length) % len(self.base), offsets
+
+    def canvas_of(self, index: int) -> np.ndarray:
+        """Canvas ``index`` painted on its own (for pictures of huge canvases, without filling its chunk)."""
+        digits, offsets = self.layout()
+        height, width, _ = self.base.shape
+        image = np.zeros(self.shape, self.dtype)
+        x, y = offsets[index]
+        image[y : y + height, x : x + width] = self.base.get(int(digits[index]))[0]
+        return image
 
     def _generate(self, rng: np.random.Generator, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, dict]:
         images = np.zeros((stop - start, *self.shape), self.dtype)
@@ -51,6 +77,8 @@ class TranslatedDataset(GeneratedDataset):
 class ClutteredDataset(TranslatedDataset):
     """A translated digit plus ``n_distractors`` ``distractor_size``-square pieces cut from random other digits,
     each at a random position; overlapping ink combines by maximum."""
+
+    sparse = False  # distractors too: batched worlds read the painted canvases
 
     def __init__(self, base: ImageDataset, canvas: int = 60, n_distractors: int = 4, distractor_size: int = 8,
                  seed: int = 0, size: int | None = None, stream: int = 0) -> None:

@@ -42,7 +42,7 @@ def read_idx(path: Path) -> np.ndarray:
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
         raise ValueError(f"{path} is truncated: header says {dims}, found {body.size} bytes of data")
-    return body.reshape(dims)
+    return body.reshape(dims).copy()  # writable, independent of the file buffer
 
 
 def _locate(folder: Path, gz_name: str, download: bool) -> Path:

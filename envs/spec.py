@@ -1,0 +1,112 @@
+"""``WorldSpec``: the validated options of a glimpse world and its spaces, shared by the single and batched envs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from activevision.data.base import ImageDataset
+from activevision.envs import rules
+from activevision.sensor import GlimpseGeometry
+
+__all__ = ["WorldSpec"]
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= {low}")
+    return int(value)
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed: choose one of {', '.join(map(repr, allowed))}")
+    return value
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """Everything that defines a glimpse world besides its images; built by ``WorldSpec.build``."""
+
+    geometry: GlimpseGeometry
+    height: int
+    width: int
+    channels: int
+    num_classes: int
+    n_glimpses: int
+    action_mode: str
+    grid: int
+    glimpse_cost: float
+    reward_mode: str
+    start: str
+    context_size: int | None
+    order: str
+    stride: int
+
+    @classmethod
+    def build(cls, dataset: ImageDataset, *, patch: int = 8, scales: int = 1, scale_factor: int = 2,
+              n_glimpses: int = 6, action_mode: str = "continuous", grid: int | None = None,
+              glimpse_cost: float = 0.0, reward_mode: str = "final", start: str = "center",
+              context_size: int | None = None, order: str = "random", stride: int = 1) -> "WorldSpec":
+        """Check every option, naming the bad value and what is allowed."""
+        if not isinstance(dataset, ImageDataset):
+            raise ValueError(f"dataset={type(dataset).__name__} is not allowed: pass an activevision ImageDataset, "
+                             "e.g. ArrayDataset(images, labels)")
+        geometry = GlimpseGeometry(patch, scales, scale_factor)
+        height, width, channels = dataset.shape
+        if min(height, width) < patch:
+            raise ValueError(f"images of {height}x{width} are smaller than the finest patch ({patch} pixels): "
+                             f"use patch <= {min(height, width)}")
+        _check_choice("action_mode", action_mode, rules.ACTION_MODES)
+        _check_choice("reward_mode", reward_mode, rules.REWARD_MODES)
+        if action_mode == "discrete" and reward_mode != "final":
+            raise ValueError(f"reward_mode={reward_mode!r} is not allowed with action_mode='discrete': "
+                             "there the episode ends at the answer, so use 'final' (and glimpse_cost)")
+        cost = float(glimpse_cost)
+        if not np.isfinite(cost) or cost < 0:
+            raise ValueError(f"glimpse_cost={glimpse_cost!r} is not allowed: it must be a finite number >= 0")
+        return cls(
+            geometry=geometry, height=height, width=width, channels=channels,
+            num_classes=int(dataset.num_classes),
+            n_glimpses=_check_int("n_glimpses", n_glimpses, 1),
+            action_mode=action_mode,
+            grid=_check_int("grid", rules.default_grid(height, width, patch) if grid is None else grid, 1),
+            glimpse_cost=cost, reward_mode=reward_mode,
+            start=_check_choice("start", start, rules.STARTS),
+            context_size=None if context_size is None else _check_int("context_size", context_size, 1),
+            order=_check_choice("order", order, rules.ORDERS),
+            stride=_check_int("stride", stride, 1),
+        )
+
+    @property
+    def cells(self) -> int:
+        """Discrete mode: how many glimpse actions (grid cells) come before the answers."""
+        return self.grid * self.grid
+
+    def observation_space(self) -> spaces.Dict:
+        """Dict of ``glimpse``, ``loc``, ``t`` and, with ``context_size``, ``context``."""
+        patch, scales = self.geometry.patch, self.geometry.scales
+        obs = {
+            "glimpse": spaces.Box(0.0, 1.0, (scales, self.channels, patch, patch), np.float32),
+            "loc": spaces.Box(-1.0, 1.0, (2,), np.float32),
+            "t": spaces.Box(0.0, 1.0, (1,), np.float32),
+        }
+        if self.context_size is not None:
+            obs["context"] = spaces.Box(0.0, 1.0, (self.channels, self.context_size, self.context_size), np.float32)
+        return spaces.Dict(obs)
+
+    def action_space(self) -> spaces.Space:
+        """Box(-1, 1, (2 + K,)) in continuous mode, Discrete(G*G + K) in discrete mode."""
+        if self.action_mode == "continuous":
+            return spaces.Box(-1.0, 1.0, (2 + self.num_classes,), np.float32)
+        return spaces.Discrete(self.cells + self.num_classes)
+
+    def action_help(self) -> str:
+        """What an action must be, for error messages."""
+        if self.action_mode == "continuous":
+            return f"floats of shape {(2 + self.num_classes,)} (x, y, then {self.num_classes} class scores)"
+        return (f"an integer in [0, {self.cells + self.num_classes}) ({self.cells} grid cells, "
+                f"then {self.num_classes} answers)")
