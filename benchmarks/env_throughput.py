@@ -4,12 +4,13 @@
   reference sensor (zero-padded crop + cv2.resize per scale per step), i.e. a straightforward glimpse env;
 - batched env (``gym.make_vec``) on the CPU at 1, 64, 1024 and 4096 envs (ratio: against the single env),
   on CUDA at 4096 and 65,536 envs when a GPU is present (a line says so otherwise);
-- scaling with image size: 256 batched envs, one digit on a blank 64^2 / 1024^2 / 4096^2 canvas, and the step
-  time ratio 4096^2 / 64^2;
+- scaling with image size: 256 batched envs (eager), one digit on a blank 64^2 / 1024^2 / 4096^2 canvas, and
+  the step time ratio 4096^2 / 64^2;
 - memory: bytes of the shared dataset and per env.
 
 Actions are drawn up front (so the figure is the env's cost, not the sampler's); datasets are made first.
-Each figure is the best of several repeats (this VM's CPU time is noisy).
+Each figure is the best of several repeats (this VM's CPU time is noisy); batched runs are 240 steps each,
+after a warm-up episode (which also compiles the glimpse: ``--no-compile`` for the eager figures).
 
     python benchmarks/env_throughput.py [--steps 60000] [--repeats 5] [--only single|batched|scaling]
 """
@@ -94,6 +95,8 @@ def batched_steps_per_second(envs, steps: int, repeats: int) -> float:
     shape = (steps, envs.num_envs, envs.single_action_space.shape[0])
     actions = torch.rand(shape, generator=generator, device=envs.device) * 2.0 - 1.0
     envs.reset(seed=0)
+    for action in actions[: 2 * envs.world.n_glimpses]:  # warm up (and compile) every path of an episode
+        envs.step(action)
     best = 0.0
     for _ in range(repeats):
         if envs.device.type == "cuda":
@@ -116,14 +119,13 @@ def batched(args, single_rates: dict[str, float]) -> None:
     for device, sizes in devices:
         for env_id, kwargs in WORLDS.items():
             for n in sizes:
-                envs = gym.make_vec(env_id, num_envs=n, device=device, **kwargs)
-                steps = max(12, min(240, args.steps // n))
-                rate = batched_steps_per_second(envs, steps, args.repeats)
+                envs = gym.make_vec(env_id, num_envs=n, device=device, compile=args.compile, **kwargs)
+                rate = batched_steps_per_second(envs, 240, args.repeats)
                 versus = f" vs_single_env={rate / single_rates[env_id]:.1f}x" if env_id in single_rates else ""
                 target = " target>=700,000" if device == "cpu" and n == 1024 else (
                     " target>=50,000,000(H100)" if n == 65_536 else "")
                 memory = envs.memory_bytes()
-                print(f"env_throughput id={env_id} mode=continuous device={device} envs={n} "
+                print(f"env_throughput id={env_id} mode=continuous device={device} envs={n} compile={args.compile} "
                       f"steps_per_s={rate:,.0f}{versus}{target}", flush=True)
                 if n == sizes[-1]:
                     print(f"env_memory id={env_id} device={device} dataset_bytes={memory['dataset']:,} "
@@ -135,7 +137,7 @@ def scaling(args) -> None:
     times = {}
     for side in (64, 1024, 4096):
         world = TranslatedDataset(base, canvas=side, seed=0)
-        envs = GlimpseVectorEnv(world, 256, patch=12, scales=3, n_glimpses=8)
+        envs = GlimpseVectorEnv(world, 256, patch=12, scales=3, n_glimpses=8)  # eager: the ratio is the point
         rate = batched_steps_per_second(envs, 120, args.repeats)
         times[side] = 256 / rate
         memory = envs.memory_bytes()
@@ -149,6 +151,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", choices=["single", "batched", "scaling"])
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                        help="torch.compile the batched env's whole-batch paths (default; --no-compile: eager)")
     args = parser.parse_args()
     rates = single(args) if args.only in (None, "single") else {}
     if args.only in (None, "batched"):

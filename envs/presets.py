@@ -21,7 +21,7 @@ from activevision.envs.vector import GlimpseVectorEnv
 __all__ = ["PRESETS", "make_preset", "make_preset_vec", "make_dataset", "ENV_OPTIONS", "VECTOR_OPTIONS"]
 
 ENV_OPTIONS = tuple(p for p in inspect.signature(GlimpseEnv.__init__).parameters if p not in ("self", "dataset"))
-VECTOR_OPTIONS = ENV_OPTIONS + ("device", "autoreset_mode")
+VECTOR_OPTIONS = ENV_OPTIONS + ("device", "autoreset_mode", "compile")
 FILE_OPTIONS = {"split": "train", "data_dir": None, "download": True}
 
 # id -> (world, world defaults, env defaults)
@@ -95,7 +95,8 @@ def make_preset(env_id: str, **kwargs: Any) -> GlimpseEnv:
 
 
 def make_preset_vec(env_id: str, num_envs: int = 1, **kwargs: Any) -> GlimpseVectorEnv:
-    """Batched ``env_id`` (``gym.make_vec``'s entry point): every env option, plus ``device``, ``autoreset_mode``."""
+    """Batched ``env_id`` (``gym.make_vec``'s entry point): every env option, plus ``device``, ``autoreset_mode``,
+    ``compile``."""
     dataset, options = _split_options(env_id, kwargs, VECTOR_OPTIONS)
     return GlimpseVectorEnv(dataset, num_envs, **options)
 

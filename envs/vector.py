@@ -35,13 +35,15 @@ class GlimpseVectorEnv(VectorEnv):
     its last observation and info in ``info["final_obs"]`` / ``info["final_info"]``; or "NextStep", Gymnasium's
     default: the step after the end resets it and ignores its action). In "sequential" order env ``j`` shows
     images ``j, j + num_envs, ...`` (``stride`` defaults to ``num_envs``), so a batch sweeps a dataset once.
+    ``compile=True`` compiles the whole-batch glimpse with ``torch.compile`` (fixed shapes, so it compiles once:
+    tens of seconds at start, then a glimpse about 3x faster on CPU).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4, "autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(self, dataset: ImageDataset, num_envs: int, *, device: str | torch.device = "cpu",
                  autoreset_mode: str | AutoresetMode = "SameStep", render_mode: str | None = None,
-                 **world_options: Any) -> None:
+                 compile: bool = False, **world_options: Any) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs={num_envs!r} is not allowed: it must be an integer >= 1")
         mode = autoreset_mode.value if isinstance(autoreset_mode, AutoresetMode) else autoreset_mode
@@ -95,6 +97,13 @@ class GlimpseVectorEnv(VectorEnv):
         self.glimpse = torch.zeros((n, *self.single_observation_space["glimpse"].shape), device=self.device)
         self._next_index = self._arange % len(dataset)
         self._needs_reset = torch.zeros(n, dtype=torch.bool, device=self.device)
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile={compile!r} is not allowed: use True or False")
+        # The whole-batch glimpse has fixed shapes: compiled once when asked; subsets of envs stay eager.
+        # Static shapes: measured 3x faster than dynamic ones for 3-channel worlds on CPU; torch recompiles for
+        # each new batch shape up to its recompile limit (8), then runs eagerly.
+        # (Compiling the coverage rule too was measured slower on CPU: sort and bmm fuse badly.)
+        self._read_all = torch.compile(self._read, dynamic=False) if compile else self._read
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(int(np.random.SeedSequence().generate_state(1)[0]))
         self._started = False
@@ -247,7 +256,7 @@ class GlimpseVectorEnv(VectorEnv):
         The glimpse batch is replaced, never written in place, so observations already returned never change.
         """
         if len(ids) == self.num_envs:  # every env (the common case): no gathers or scatters of rows
-            self.glimpse = self._read(loc, self.index)
+            self.glimpse = self._read_all(loc, self.index)
             self.locs[self._arange, self.glimpses] = loc.float()
             self.glimpses += 1
             return

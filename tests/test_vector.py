@@ -214,3 +214,20 @@ def test_single_env_sequential_order(world_kwargs):
     assert seen == [3, 10, 17, 24]
     with pytest.raises(ValueError, match="order='shuffled'"):
         gym.make("GlimpseMNIST-v0", order="shuffled", **world_kwargs("GlimpseMNIST-v0"))
+
+
+def test_compiled_whole_batch_glimpse_equals_eager(world_kwargs):
+    """compile=True (torch.compile of the whole-batch glimpse) changes speed only."""
+    eager = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=8, **world_kwargs("GlimpseHouseNumbers-v0"))
+    compiled = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=8, compile=True,
+                            **world_kwargs("GlimpseHouseNumbers-v0"))
+    a, _ = eager.reset(seed=0)
+    b, _ = compiled.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        actions = torch.from_numpy(rng.uniform(-1, 1, (8, 12)).astype(np.float32))
+        a, ra, *_ = eager.step(actions)
+        b, rb, *_ = compiled.step(actions)
+        assert torch.equal(a["glimpse"], b["glimpse"]) and torch.equal(ra, rb)
+    with pytest.raises(ValueError, match="compile='yes'"):
+        gym.make_vec("GlimpseMNIST-v0", num_envs=2, compile="yes", **world_kwargs("GlimpseMNIST-v0"))
