@@ -1,8 +1,11 @@
-"""Command line: ``activevision demo`` (and, as agents land, train / eval / render)."""
+"""Command line: ``activevision demo | train | eval``."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import typing
 from pathlib import Path
 
 import cv2
@@ -71,6 +74,70 @@ def demo(out: Path, episodes: int, seed: int) -> None:
           f"and {out / 'world.png'}")
 
 
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One typed ``--option`` per TrainConfig field (``--env-kwargs`` takes JSON)."""
+    from activevision.agents.trainer import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    for item in dataclasses.fields(TrainConfig):
+        if item.name == "agent":
+            continue
+        flag = "--" + item.name.replace("_", "-")
+        hint = hints[item.name]
+        if item.name == "env_kwargs":
+            parser.add_argument(flag, type=json.loads, default=None, help="JSON object of env options")
+        elif hint is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            kind = next(t for t in (int, float, str) if t in (hint, *typing.get_args(hint)))
+            parser.add_argument(flag, type=kind, default=None, help=f"default {item.default!r}")
+
+
+def train(args: argparse.Namespace) -> None:
+    """Train (or resume) an agent; prints the last evaluation."""
+    from activevision.agents.trainer import TrainConfig, Trainer
+
+    given = {k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(TrainConfig)}
+             and v is not None}
+    if args.resume is not None:
+        folder = Path(args.resume)
+        if not (folder / "checkpoint.pt").is_file():
+            raise SystemExit(f"--resume {folder}: no checkpoint.pt there (is it a run folder?)")
+        config = TrainConfig(**json.loads((folder / "config.json").read_text()))
+        for name in ("steps", "device"):  # the only settings a resume may change
+            if name in given:
+                setattr(config, name, given[name])
+        trainer = Trainer(config, folder)
+        trainer.load()
+    else:
+        if args.out is None:
+            raise SystemExit("train needs --out RUN_FOLDER (or --resume RUN_FOLDER)")
+        try:
+            config = TrainConfig(**given)
+            trainer = Trainer(config, args.out)
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+        trainer.save()
+    evals = trainer.run(progress=not args.quiet)
+    last = evals[-1]
+    print(f"{config.agent} on {config.env} ({config.policy} locations), {trainer.update} updates: "
+          f"{config.eval_split} accuracy {last['accuracy']:.4f}, pixels seen {last['pixels_seen']:.3f} "
+          f"-> {trainer.out}")
+
+
+def evaluate_run(args: argparse.Namespace) -> None:
+    """Evaluate a run folder on a split."""
+    from activevision.agents.trainer import evaluate, load_run
+
+    try:
+        config, agent, device = load_run(args.run, args.device)
+        result = evaluate(agent, config, device, split=args.split, mc=args.mc)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    print(f"{args.run}: {config.env} split={args.split} mc={args.mc}: accuracy {result['accuracy']:.4f} "
+          f"over {result['images']} images, mean pixels seen {result['pixels_seen']:.3f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``activevision`` command."""
     parser = argparse.ArgumentParser(prog="activevision", description=__doc__)
@@ -79,8 +146,23 @@ def main(argv: list[str] | None = None) -> None:
     demo_parser.add_argument("--out", type=Path, default=Path("out/demo"))
     demo_parser.add_argument("--episodes", type=int, default=2000)
     demo_parser.add_argument("--seed", type=int, default=0)
+    train_parser = commands.add_parser("train", help="train an agent on a glimpse world (REINFORCE)")
+    train_parser.add_argument("agent", choices=["ram"])
+    train_parser.add_argument("--out", type=Path, help="run folder (config, checkpoints, logs)")
+    train_parser.add_argument("--resume", type=Path, help="continue the run in this folder")
+    train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_options(train_parser)
+    eval_parser = commands.add_parser("eval", help="evaluate a trained run")
+    eval_parser.add_argument("run", type=Path)
+    eval_parser.add_argument("--split", default="test")
+    eval_parser.add_argument("--mc", type=int, default=1, help="average M sampled runs (1: mean locations)")
+    eval_parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.episodes < 1:
             parser.error(f"--episodes {args.episodes} is not allowed: use 1 or more")
         demo(args.out, args.episodes, args.seed)
+    elif args.command == "train":
+        train(args)
+    else:
+        evaluate_run(args)

@@ -1,0 +1,112 @@
+"""The parts of a glimpse agent, one small ``nn.Module`` each, composable by every agent.
+
+- ``GlimpseNetwork``: "what" (MLP, or a small conv net for larger patches) over the glimpse and "where" (MLP) over
+  its location, combined additively (RAM) or multiplicatively (DRAM / GAM);
+- ``Core``: the recurrent state (RNN with ReLU as in RAM, GRU or LSTM);
+- ``LocationHead``: mean of the Gaussian location policy, ``tanh(linear(h))`` from a detached state;
+- ``Classifier``: class scores from the state;
+- ``Baseline``: the expected final reward from a detached state (REINFORCE's variance reduction).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["GlimpseNetwork", "Core", "LocationHead", "Classifier", "Baseline", "CORES", "COMBINES", "WHATS"]
+
+CORES = ("rnn", "gru", "lstm")
+COMBINES = ("add", "mul")
+WHATS = ("mlp", "conv")
+
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed: choose one of {', '.join(map(repr, allowed))}")
+    return value
+
+
+class GlimpseNetwork(nn.Module):
+    """``g = combine(what(glimpse), where(loc))`` for glimpses of shape ``(scales, C, p, p)``."""
+
+    def __init__(self, glimpse_shape: tuple[int, ...], what_hidden: int = 128, where_hidden: int = 128,
+                 out: int = 256, combine: str = "add", what: str = "mlp") -> None:
+        super().__init__()
+        self.combine = _choice("combine", combine, COMBINES)
+        scales, channels, patch, _ = glimpse_shape
+        if _choice("what", what, WHATS) == "mlp":
+            self.what = nn.Sequential(nn.Flatten(), nn.Linear(scales * channels * patch * patch, what_hidden), nn.ReLU())
+        else:  # scales stacked as channels; two strided convs, then a linear layer
+            self.what = nn.Sequential(
+                nn.Flatten(1, 2),
+                nn.Conv2d(scales * channels, 32, 3, padding=1), nn.ReLU(),
+                nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
+                nn.Flatten(), nn.LazyLinear(what_hidden), nn.ReLU())
+        self.where = nn.Sequential(nn.Linear(2, where_hidden), nn.ReLU())
+        self.what_out = nn.Linear(what_hidden, out)
+        self.where_out = nn.Linear(where_hidden, out)
+
+    def forward(self, glimpse: torch.Tensor, loc: torch.Tensor) -> torch.Tensor:
+        what, where = self.what_out(self.what(glimpse)), self.where_out(self.where(loc))
+        if self.combine == "add":
+            return torch.relu(what + where)
+        return torch.relu(what) * torch.relu(where)
+
+
+class Core(nn.Module):
+    """Recurrent core: ``h_t = f(h_{t-1}, g_t)``."""
+
+    def __init__(self, input_size: int, hidden: int = 256, kind: str = "rnn") -> None:
+        super().__init__()
+        self.kind = _choice("core", kind, CORES)
+        self.hidden = hidden
+        if kind == "rnn":
+            self.cell = nn.RNNCell(input_size, hidden, nonlinearity="relu")
+        elif kind == "gru":
+            self.cell = nn.GRUCell(input_size, hidden)
+        else:
+            self.cell = nn.LSTMCell(input_size, hidden)
+
+    def initial(self, batch: int, device: torch.device) -> State:
+        zeros = torch.zeros(batch, self.hidden, device=device)
+        return (zeros, zeros.clone()) if self.kind == "lstm" else zeros
+
+    def forward(self, g: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        state = self.cell(g, state)
+        return (state[0] if self.kind == "lstm" else state), state
+
+
+class LocationHead(nn.Module):
+    """Mean of the Gaussian location policy, ``tanh(linear(h))``; the state is detached so that only the
+    policy-gradient loss trains this head."""
+
+    def __init__(self, hidden: int = 256) -> None:
+        super().__init__()
+        self.linear = nn.Linear(hidden, 2)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.linear(h.detach()))
+
+
+class Classifier(nn.Module):
+    """Class scores (logits) from the state."""
+
+    def __init__(self, hidden: int, num_classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(hidden, num_classes)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.linear(h)
+
+
+class Baseline(nn.Module):
+    """Expected final reward from a detached state: trained by MSE, subtracted from the reward in REINFORCE."""
+
+    def __init__(self, hidden: int = 256) -> None:
+        super().__init__()
+        self.linear = nn.Linear(hidden, 1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.linear(h.detach()).squeeze(-1)

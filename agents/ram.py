@@ -1,0 +1,33 @@
+"""RAM, the recurrent attention model (Mnih et al. 2014): glimpse network -> recurrent core -> heads."""
+
+from __future__ import annotations
+
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from activevision.agents.modules import Baseline, Classifier, Core, GlimpseNetwork, LocationHead, State
+
+__all__ = ["RAM"]
+
+
+class RAM(nn.Module):
+    """Reads one glimpse per step into a recurrent state; heads give the next location's mean, the class scores
+    and the baseline. ``observation_space`` is a glimpse world's single observation space."""
+
+    def __init__(self, observation_space: spaces.Dict, num_classes: int, hidden: int = 256,
+                 glimpse_hidden: int = 128, core: str = "rnn", combine: str = "add", what: str = "mlp") -> None:
+        super().__init__()
+        shape = observation_space["glimpse"].shape
+        self.glimpse_net = GlimpseNetwork(shape, glimpse_hidden, glimpse_hidden, hidden, combine, what)
+        self.core = Core(hidden, hidden, core)
+        self.locator = LocationHead(hidden)
+        self.classifier = Classifier(hidden, num_classes)
+        self.baseline = Baseline(hidden)
+
+    def initial_state(self, batch: int, device: torch.device) -> State:
+        return self.core.initial(batch, device)
+
+    def forward(self, obs: dict[str, torch.Tensor], state: State) -> tuple[torch.Tensor, State]:
+        """Take in the newest glimpse: the new hidden vector and recurrent state."""
+        return self.core(self.glimpse_net(obs["glimpse"], obs["loc"]), state)

@@ -1,0 +1,98 @@
+"""REINFORCE with the RAM paper's hybrid loss, on a batched glimpse world (CPU or GPU).
+
+One update = one episode of every env in the batch, read top to bottom:
+1. the agent reads a glimpse, updates its state, and acts: the next location (sampled from a Gaussian around
+   the location head's mean, or the baseline policies' fixed choice) and its current class scores;
+2. after T glimpses the world ends the episode: reward 1 for a right last answer, and the label in the final
+   info (the only place the agent ever sees it);
+3. loss = cross-entropy of the last scores (classifier and core) + REINFORCE for the locations with the learned
+   baseline subtracted + MSE of the baseline to the reward - entropy bonus.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from activevision.agents.ram import RAM
+
+__all__ = ["POLICIES", "Episode", "rollout", "hybrid_loss"]
+
+POLICIES = ("learned", "random", "center")  # the learned Gaussian policy, or the two baselines
+
+
+@dataclass
+class Episode:
+    """What one batched episode leaves for the loss (time first, batch second)."""
+
+    log_probs: torch.Tensor  # (T-1, B): log-density of each sampled location that chose a glimpse
+    entropies: torch.Tensor  # (T-1, B)
+    baselines: torch.Tensor  # (T-1, B)
+    logits: torch.Tensor  # (B, K): the last class scores
+    reward: torch.Tensor  # (B,): 1 for a right last answer
+    labels: torch.Tensor  # (B,): from the world's final info
+    pixels_seen: torch.Tensor  # (B,)
+
+
+def rollout(agent: RAM, envs, obs: dict[str, torch.Tensor], *, policy: str = "learned", std: float = 0.1,
+            deterministic: bool = False, generator: torch.Generator | None = None) -> tuple[Episode, dict]:
+    """Run one episode of every env (all start together and last T steps: the continuous action mode).
+
+    Returns the episode and the observation that starts the next one (same-step autoreset).
+    """
+    batch = envs.num_envs
+    device = obs["glimpse"].device
+    state = agent.initial_state(batch, device)
+    log_probs, entropies, baselines = [], [], []
+    for t in range(envs.world.n_glimpses):
+        h, state = agent(obs, state)
+        logits = agent.classifier(h)
+        if policy == "learned":
+            mean = agent.locator(h)
+            if deterministic:
+                loc = mean.detach()
+            else:
+                noise = torch.randn(mean.shape, generator=generator, device=device)
+                loc = (mean + std * noise).detach().clamp(-1.0, 1.0)
+            dist = torch.distributions.Normal(mean, std)
+            log_probs.append(dist.log_prob(loc).sum(-1))
+            entropies.append(dist.entropy().sum(-1))
+        elif policy == "random":
+            loc = torch.rand((batch, 2), generator=generator, device=device) * 2.0 - 1.0
+        else:
+            loc = torch.zeros((batch, 2), device=device)
+        baselines.append(agent.baseline(h))
+        obs, reward, terminated, truncated, info = envs.step(torch.cat([loc, logits.detach()], dim=1))
+    if not bool(terminated.all()):
+        raise RuntimeError("the world's episodes did not all end after n_glimpses steps: use action_mode='continuous'")
+    zeros = torch.zeros((max(len(baselines) - 1, 0), batch), device=device)
+    stack = lambda values: torch.stack(values[:-1]) if len(values) > 1 else zeros  # noqa: E731
+    episode = Episode(
+        log_probs=stack(log_probs) if log_probs else zeros,
+        entropies=stack(entropies) if entropies else zeros,
+        baselines=stack(baselines),
+        logits=logits,
+        reward=reward.float(),
+        labels=info["final_info"]["label"],
+        pixels_seen=info["final_info"]["pixels_seen"].float(),
+    )
+    return episode, obs
+
+
+def hybrid_loss(episode: Episode, entropy_coef: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy + REINFORCE with baseline + baseline MSE - entropy bonus; and its parts for logging."""
+    classify = F.cross_entropy(episode.logits, episode.labels)
+    reward = episode.reward[None, :].expand_as(episode.baselines)
+    advantage = (reward - episode.baselines).detach()
+    reinforce = -(episode.log_probs * advantage).sum(0).mean()
+    baseline = F.mse_loss(episode.baselines, reward) if episode.baselines.numel() else classify * 0.0
+    entropy = episode.entropies.sum(0).mean() if episode.entropies.numel() else classify * 0.0
+    loss = classify + reinforce + baseline - entropy_coef * entropy
+    parts = {"loss": loss.item(), "classify": classify.item(), "reinforce": reinforce.item(),
+             "baseline": baseline.item(), "entropy": entropy.item()}
+    if not math.isfinite(parts["loss"]):
+        raise FloatingPointError(f"the loss became {parts['loss']}: lower the learning rate or check the inputs")
+    return loss, parts

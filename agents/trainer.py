@@ -1,0 +1,273 @@
+"""The trainer every agent shares: config, run folder, atomic checkpoints, bit-for-bit resume, logs, evaluation.
+
+A run folder holds ``config.json``, ``checkpoint.pt`` (written to a temporary file, then renamed: a run killed at
+any moment resumes from its last complete checkpoint), ``evals.csv`` and TensorBoard logs under ``tb/``.
+Determinism: every update resets the world with a seed derived from (seed, update) and samples locations from a
+generator whose state is checkpointed, so a resumed run continues exactly as an uninterrupted one (on CPU).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import activevision  # noqa: F401  (registers the ids)
+from activevision.agents.modules import COMBINES, CORES, WHATS
+from activevision.agents.ram import RAM
+from activevision.agents.reinforce import POLICIES, hybrid_loss, rollout
+from activevision.envs.presets import PRESETS, make_dataset
+
+__all__ = ["TrainConfig", "Trainer", "evaluate", "load_run", "resolve_device"]
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" is cuda when present, else cpu; anything else is passed to torch (and must exist)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device={device!r} is not allowed: use 'auto', 'cpu' or 'cuda[:N]' ({error})") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} is not allowed here: no CUDA device; use 'auto' or 'cpu'")
+    return resolved
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved as ``config.json`` in the run folder."""
+
+    agent: str = "ram"
+    env: str = "GlimpseMNIST-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    eval_split: str = "test"
+    policy: str = "learned"  # "random" / "center": the location baselines (classifier and core still learn)
+    steps: int = 2000  # updates; each is one episode of every env in the batch
+    batch: int = 128
+    seed: int = 0
+    device: str = "auto"
+    lr: float = 1e-3
+    lr_final: float | None = None  # cosine decay to this rate when set
+    hidden: int = 256
+    glimpse_hidden: int = 128
+    core: str = "rnn"
+    combine: str = "add"
+    what: str = "mlp"
+    std: float = 0.17
+    std_final: float | None = None  # linear anneal of the location std to this value when set
+    entropy: float = 0.0
+    clip: float = 5.0
+    eval_every: int = 500
+    eval_batch: int = 1000
+    checkpoint_every: int = 500
+    compile: bool = False
+
+    def check(self) -> "TrainConfig":
+        """Raise a ValueError naming any bad value and what is allowed."""
+        if self.agent != "ram":
+            raise ValueError(f"agent={self.agent!r} is not allowed: choose 'ram'")
+        if self.env not in activevision.ENV_IDS:
+            raise ValueError(f"env={self.env!r} is not allowed: choose one of {sorted(activevision.ENV_IDS)}")
+        choices = {"policy": POLICIES, "core": CORES, "combine": COMBINES, "what": WHATS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed: choose one of {allowed}")
+        for name in ("steps", "batch", "hidden", "glimpse_hidden", "eval_every", "eval_batch", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= 1")
+        for name in ("lr", "std", "clip"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed: it must be > 0")
+        if not isinstance(self.env_kwargs, dict):
+            raise ValueError(f"env_kwargs={self.env_kwargs!r} is not allowed: use a dict (JSON object)")
+        if self.env_kwargs.get("action_mode", "continuous") != "continuous":
+            raise ValueError("env_kwargs action_mode must be 'continuous' for RAM (location + scores every step)")
+        return self
+
+
+def _world(config: TrainConfig, device: torch.device, num_envs: int, **overrides: Any) -> gym.vector.VectorEnv:
+    kwargs = {**config.env_kwargs, "action_mode": "continuous", "start": "center", **overrides}
+    return gym.make_vec(config.env, num_envs=num_envs, device=device, compile=config.compile, **kwargs)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    with open(temp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+class Trainer:
+    """Trains an agent with REINFORCE on a batched world; ``run()`` until ``config.steps`` updates."""
+
+    def __init__(self, config: TrainConfig, out: str | os.PathLike) -> None:
+        self.config = config.check()
+        self.out = Path(out)
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.envs = _world(config, self.device, config.batch)
+        self.agent = RAM(self.envs.single_observation_space, self.envs.world.num_classes, config.hidden,
+                         config.glimpse_hidden, config.core, config.combine, config.what).to(self.device)
+        if config.what == "conv":  # materialise the lazy layer before the optimizer sees the parameters
+            self.agent.glimpse_net(torch.zeros((1, *self.envs.single_observation_space["glimpse"].shape),
+                                               device=self.device), torch.zeros((1, 2), device=self.device))
+        self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.lr)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(config.seed + 1)
+        self.update = 0
+        self.evals: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ schedules
+    def std(self) -> float:
+        """The location std at this update (linear anneal to ``std_final`` when set)."""
+        config = self.config
+        if config.std_final is None:
+            return config.std
+        return config.std + (config.std_final - config.std) * min(self.update / max(config.steps - 1, 1), 1.0)
+
+    def lr(self) -> float:
+        config = self.config
+        if config.lr_final is None:
+            return config.lr
+        progress = min(self.update / max(config.steps - 1, 1), 1.0)
+        return config.lr_final + 0.5 * (config.lr - config.lr_final) * (1.0 + np.cos(np.pi * progress))
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self) -> None:
+        """Write config and checkpoint atomically."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.out / "config.json", json.dumps(dataclasses.asdict(self.config), indent=2).encode())
+        buffer = io.BytesIO()
+        torch.save({"update": self.update, "model": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
+                    "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                    "evals": self.evals}, buffer)
+        _atomic_write(self.out / "checkpoint.pt", buffer.getvalue())
+
+    def load(self) -> None:
+        """Continue from the run folder's checkpoint."""
+        state = torch.load(self.out / "checkpoint.pt", map_location=self.device, weights_only=False)
+        self.agent.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.update, self.evals = state["update"], state["evals"]
+
+    def _write_evals(self) -> None:
+        if not self.evals:
+            return
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(self.evals[0]))
+        writer.writeheader()
+        writer.writerows(self.evals)
+        _atomic_write(self.out / "evals.csv", text.getvalue().encode())
+
+    # ------------------------------------------------------------------ training
+    def train_step(self) -> dict[str, float]:
+        """One update: a batched episode, the hybrid loss, a clipped Adam step."""
+        config = self.config
+        obs, _ = self.envs.reset(seed=config.seed * 1_000_003 + self.update)
+        self.agent.train()
+        episode, _ = rollout(self.agent, self.envs, obs, policy=config.policy, std=self.std(),
+                             generator=self.generator)
+        loss, parts = hybrid_loss(episode, config.entropy)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.agent.parameters(), config.clip)
+        self.optimizer.step()
+        self.update += 1
+        parts.update(accuracy=episode.reward.mean().item(), pixels_seen=episode.pixels_seen.mean().item())
+        return parts
+
+    def run(self, progress: bool = True) -> list[dict[str, Any]]:
+        """Train to ``config.steps`` updates with progress, TensorBoard logs, evaluations and checkpoints."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        config = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        writer = SummaryWriter(str(self.out / "tb"), purge_step=self.update)
+        bar = tqdm(total=config.steps, initial=self.update, disable=not progress, desc=f"{config.agent} {config.env}")
+        start, images = time.perf_counter(), 0
+        while self.update < config.steps:
+            parts = self.train_step()
+            images += config.batch
+            rate = images / (time.perf_counter() - start)
+            for name, value in parts.items():
+                writer.add_scalar(f"train/{name}", value, self.update)
+            writer.add_scalar("train/std", self.std(), self.update)
+            writer.add_scalar("train/glimpses_per_s", rate * self.envs.world.n_glimpses, self.update)
+            bar.set_postfix(acc=f"{parts['accuracy']:.3f}", loss=f"{parts['loss']:.3f}", img_s=f"{rate:,.0f}")
+            bar.update(1)
+            if self.update % config.eval_every == 0 or self.update == config.steps:
+                result = evaluate(self.agent, config, self.device, split=config.eval_split)
+                self.evals.append({"update": self.update, "split": config.eval_split, **result})
+                writer.add_scalar(f"eval/{config.eval_split}_accuracy", result["accuracy"], self.update)
+                self._write_evals()
+            if self.update % config.checkpoint_every == 0 or self.update == config.steps:
+                self.save()
+        bar.close()
+        writer.close()
+        return self.evals
+
+
+@torch.no_grad()
+def evaluate(agent: RAM, config: TrainConfig, device: torch.device, split: str = "test", mc: int = 1,
+             limit: int | None = None) -> dict[str, float]:
+    """Accuracy and mean pixels seen over every image of ``split`` once (the first ``limit`` if given).
+
+    ``mc=1``: the location head's mean, no sampling. ``mc=M``: M runs with sampled locations, class
+    probabilities averaged.
+    """
+    if isinstance(mc, bool) or not isinstance(mc, int) or mc < 1:
+        raise ValueError(f"mc={mc!r} is not allowed: it must be an integer >= 1")
+    agent.eval()
+    world_options = PRESETS[config.env][1]
+    size = len(make_dataset(config.env, **{k: v for k, v in {**config.env_kwargs, "split": split}.items()
+                                           if k in world_options}))
+    total = size if limit is None else min(limit, size)
+    batch = min(config.eval_batch, total)
+    envs = _world(config, device, batch, split=split, order="sequential")
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed + 7)
+    correct, seen, counted = 0, 0.0, 0
+    for start in range(0, total, batch):
+        index = (torch.arange(batch, device=device) + start) % size
+        probabilities, keep = 0.0, min(batch, total - start)
+        for _ in range(mc):
+            obs, _ = envs.reset(options={"index": index})
+            episode, _ = rollout(agent, envs, obs, policy=config.policy, std=config.std_final or config.std,
+                                 deterministic=mc == 1, generator=generator)
+            probabilities = probabilities + torch.softmax(episode.logits, dim=1)
+        prediction = probabilities.argmax(1)[:keep]
+        correct += int((prediction == episode.labels[:keep]).sum())
+        seen += float(episode.pixels_seen[:keep].sum())
+        counted += keep
+    return {"accuracy": correct / counted, "pixels_seen": seen / counted, "images": counted, "mc": mc}
+
+
+def load_run(out: str | os.PathLike, device: str = "auto") -> tuple[TrainConfig, RAM, torch.device]:
+    """The config and trained agent of a run folder."""
+    folder = Path(out)
+    if not (folder / "checkpoint.pt").is_file():
+        raise ValueError(f"{folder} is not a run folder: it has no checkpoint.pt (train with --out {folder})")
+    config = TrainConfig(**json.loads((folder / "config.json").read_text()))
+    config.device = device
+    trainer = Trainer(config, folder)
+    trainer.load()
+    return config, trainer.agent, trainer.device
