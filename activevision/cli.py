@@ -138,6 +138,30 @@ def evaluate_run(args: argparse.Namespace) -> None:
           f"over {result['images']} images, mean pixels seen {result['pixels_seen']:.3f}")
 
 
+def render_run(args: argparse.Namespace) -> None:
+    """Pictures of a trained run's glimpses: a PNG grid, or a GIF that plays the glimpses in order."""
+    from activevision.agents.trainer import load_run, trace
+    from activevision.render import glimpse_grid, write_picture
+
+    try:
+        config, agent, device = load_run(args.run, args.device)
+        seen = trace(agent, config, device, split=args.split, examples=args.examples)
+        if args.out.suffix.lower() == ".gif":
+            steps = seen["locs"].shape[1]
+            frames = [glimpse_grid(seen["images"], seen["locs"][:, : t + 1], seen["boxes_of"],
+                                   seen["predictions"], seen["labels"]) for t in range(steps)]
+            width = frames[-1].shape[1]
+            write_picture(args.out, [np.pad(f, ((0, 0), (0, width - f.shape[1]), (0, 0))) for f in frames])
+        else:
+            write_picture(args.out, glimpse_grid(seen["images"], seen["locs"], seen["boxes_of"],
+                                                 seen["predictions"], seen["labels"]))
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    right = sum(p == label for p, label in zip(seen["predictions"], seen["labels"]))
+    print(f"wrote {args.out}: {args.examples} {args.split} examples (rows) x {seen['locs'].shape[1]} glimpses "
+          f"(columns), {right} answered right")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``activevision`` command."""
     parser = argparse.ArgumentParser(prog="activevision", description=__doc__)
@@ -157,6 +181,12 @@ def main(argv: list[str] | None = None) -> None:
     eval_parser.add_argument("--split", default="test")
     eval_parser.add_argument("--mc", type=int, default=1, help="average M sampled runs (1: mean locations)")
     eval_parser.add_argument("--device", default="auto")
+    render_parser = commands.add_parser("render", help="pictures of a trained run's glimpses (.png grid or .gif)")
+    render_parser.add_argument("run", type=Path)
+    render_parser.add_argument("--out", type=Path, default=Path("glimpses.png"))
+    render_parser.add_argument("--split", default="test")
+    render_parser.add_argument("--examples", type=int, default=8)
+    render_parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.episodes < 1:
@@ -164,5 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         demo(args.out, args.episodes, args.seed)
     elif args.command == "train":
         train(args)
+    elif args.command == "render":
+        render_run(args)
     else:
         evaluate_run(args)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["to_rgb8", "draw_glimpses", "glimpse_patches", "SCALE_COLOURS"]
+__all__ = ["to_rgb8", "draw_glimpses", "glimpse_patches", "glimpse_grid", "write_picture", "SCALE_COLOURS"]
 
 # One colour per scale, finest first (RGB).
 SCALE_COLOURS = ((255, 60, 60), (60, 220, 60), (70, 140, 255), (255, 200, 0), (230, 80, 230), (0, 220, 220))
@@ -51,3 +51,47 @@ def glimpse_patches(glimpse: np.ndarray, size: int = 48) -> np.ndarray:
         tiles.append(cv2.resize(tile, (size, size), interpolation=cv2.INTER_NEAREST))
         tiles.append(np.full((size, 2, 3), 128, np.uint8))
     return np.concatenate(tiles[:-1], axis=1)
+
+
+def glimpse_grid(images: Sequence[np.ndarray], locs: np.ndarray, boxes_of, predictions: Sequence[int],
+                 labels: Sequence[int], cell: int = 96) -> np.ndarray:
+    """A grid of episodes: one row per example, one column per glimpse (squares of every scale, the path so
+    far); the last column says the prediction and the truth (green when right, red when wrong).
+
+    ``locs``: ``(rows, T, 2)`` locations; ``boxes_of(loc, height, width)``: a glimpse's ``(scales, 4)`` boxes.
+    """
+    rows = []
+    for image, path, predicted, label in zip(images, locs, predictions, labels):
+        height, width = image.shape[:2]
+        centres = [((x + 1.0) * width / 2.0, (y + 1.0) * height / 2.0) for x, y in np.asarray(path).tolist()]
+        tiles = []
+        for t in range(len(centres)):
+            frame = draw_glimpses(image, boxes_of(np.asarray(path[t], dtype=np.float64), height, width),
+                                  centres[: t + 1], min_size=cell)
+            tiles.append(cv2.resize(frame, (cell, cell), interpolation=cv2.INTER_NEAREST))
+        colour = (60, 220, 60) if predicted == label else (255, 60, 60)
+        cv2.putText(tiles[-1], f"{predicted} / {label}", (3, cell - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1,
+                    cv2.LINE_AA)
+        rows.append(np.concatenate([piece for tile in tiles for piece in (tile, np.zeros((cell, 2, 3), np.uint8))],
+                                   axis=1)[:, :-2])
+    return np.concatenate([piece for row in rows for piece in (row, np.zeros((2, row.shape[1], 3), np.uint8))],
+                          axis=0)[:-2]
+
+
+def write_picture(path, picture: np.ndarray | Sequence[np.ndarray], fps: int = 2) -> None:
+    """Write a PNG (one RGB array) or a GIF (a sequence of frames) atomically: temp file, then rename."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    if path.suffix.lower() == ".gif":
+        frames = [Image.fromarray(frame) for frame in picture]
+        frames[0].save(temp, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+    elif path.suffix.lower() == ".png":
+        Image.fromarray(np.asarray(picture)).save(temp)
+    else:
+        raise ValueError(f"picture file {path} is not allowed: use a .png or .gif name")
+    temp.replace(path)

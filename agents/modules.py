@@ -37,7 +37,10 @@ class GlimpseNetwork(nn.Module):
         self.combine = _choice("combine", combine, COMBINES)
         scales, channels, patch, _ = glimpse_shape
         if _choice("what", what, WHATS) == "mlp":
-            self.what = nn.Sequential(nn.Flatten(), nn.Linear(scales * channels * patch * patch, what_hidden), nn.ReLU())
+            # Each glimpse normalised on its own first: without it, colour worlds (large constant offsets over
+            # hundreds of inputs) were measured not to learn at all.
+            size = scales * channels * patch * patch
+            self.what = nn.Sequential(nn.Flatten(), nn.LayerNorm(size), nn.Linear(size, what_hidden), nn.ReLU())
         else:  # scales stacked as channels; two strided convs, then a linear layer
             self.what = nn.Sequential(
                 nn.Flatten(1, 2),

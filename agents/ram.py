@@ -28,6 +28,9 @@ class RAM(nn.Module):
     def initial_state(self, batch: int, device: torch.device) -> State:
         return self.core.initial(batch, device)
 
-    def forward(self, obs: dict[str, torch.Tensor], state: State) -> tuple[torch.Tensor, State]:
-        """Take in the newest glimpse: the new hidden vector and recurrent state."""
-        return self.core(self.glimpse_net(obs["glimpse"], obs["loc"]), state)
+    def forward(self, glimpse: torch.Tensor, loc: torch.Tensor,
+                state: State) -> tuple[State, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Take in the newest glimpse (at ``loc``): the new recurrent state, class scores, the mean of the next
+        location and the baseline. One call per step, so that ``torch.compile`` can fuse it whole."""
+        h, state = self.core(self.glimpse_net(glimpse, loc), state)
+        return state, self.classifier(h), self.locator(h), self.baseline(h)

@@ -37,34 +37,44 @@ class Episode:
     pixels_seen: torch.Tensor  # (B,)
 
 
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:
+    """Log-density of ``x`` under independent N(mean, std^2) per coordinate, summed over the last axis."""
+    return (-0.5 * ((x - mean) / std) ** 2).sum(-1) - x.shape[-1] * (math.log(std) + 0.5 * math.log(2 * math.pi))
+
+
+def gaussian_entropy(std: float, dims: int = 2) -> float:
+    """Entropy of a ``dims``-dimensional N(mean, std^2 I): fixed for a fixed std (logged, no gradient)."""
+    return dims * (0.5 + 0.5 * math.log(2 * math.pi) + math.log(std))
+
+
 def rollout(agent: RAM, envs, obs: dict[str, torch.Tensor], *, policy: str = "learned", std: float = 0.1,
-            deterministic: bool = False, generator: torch.Generator | None = None) -> tuple[Episode, dict]:
+            deterministic: bool = False, generator: torch.Generator | None = None,
+            step=None) -> tuple[Episode, dict]:
     """Run one episode of every env (all start together and last T steps: the continuous action mode).
 
-    Returns the episode and the observation that starts the next one (same-step autoreset).
+    ``step`` is the agent's per-step function (``agent`` itself, or a compiled version of it). Returns the
+    episode and the observation that starts the next one (same-step autoreset).
     """
+    step = agent if step is None else step
     batch = envs.num_envs
     device = obs["glimpse"].device
     state = agent.initial_state(batch, device)
     log_probs, entropies, baselines = [], [], []
     for t in range(envs.world.n_glimpses):
-        h, state = agent(obs, state)
-        logits = agent.classifier(h)
+        state, logits, mean, baseline = step(obs["glimpse"], obs["loc"], state)
         if policy == "learned":
-            mean = agent.locator(h)
             if deterministic:
                 loc = mean.detach()
             else:
                 noise = torch.randn(mean.shape, generator=generator, device=device)
                 loc = (mean + std * noise).detach().clamp(-1.0, 1.0)
-            dist = torch.distributions.Normal(mean, std)
-            log_probs.append(dist.log_prob(loc).sum(-1))
-            entropies.append(dist.entropy().sum(-1))
+            log_probs.append(gaussian_log_prob(loc, mean, std))
+            entropies.append(torch.full((batch,), gaussian_entropy(std), device=device))
         elif policy == "random":
             loc = torch.rand((batch, 2), generator=generator, device=device) * 2.0 - 1.0
         else:
             loc = torch.zeros((batch, 2), device=device)
-        baselines.append(agent.baseline(h))
+        baselines.append(baseline)
         obs, reward, terminated, truncated, info = envs.step(torch.cat([loc, logits.detach()], dim=1))
     if not bool(terminated.all()):
         raise RuntimeError("the world's episodes did not all end after n_glimpses steps: use action_mode='continuous'")

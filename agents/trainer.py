@@ -29,7 +29,7 @@ from activevision.agents.ram import RAM
 from activevision.agents.reinforce import POLICIES, hybrid_loss, rollout
 from activevision.envs.presets import PRESETS, make_dataset
 
-__all__ = ["TrainConfig", "Trainer", "evaluate", "load_run", "resolve_device"]
+__all__ = ["TrainConfig", "Trainer", "evaluate", "trace", "load_run", "resolve_device"]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -126,7 +126,9 @@ class Trainer:
         if config.what == "conv":  # materialise the lazy layer before the optimizer sees the parameters
             self.agent.glimpse_net(torch.zeros((1, *self.envs.single_observation_space["glimpse"].shape),
                                                device=self.device), torch.zeros((1, 2), device=self.device))
+            torch.manual_seed(config.seed)  # the same draws whether or not a lazy layer was made
         self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.lr)
+        self.step = torch.compile(self.agent, dynamic=False) if config.compile else self.agent
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed + 1)
         self.update = 0
@@ -183,7 +185,7 @@ class Trainer:
         obs, _ = self.envs.reset(seed=config.seed * 1_000_003 + self.update)
         self.agent.train()
         episode, _ = rollout(self.agent, self.envs, obs, policy=config.policy, std=self.std(),
-                             generator=self.generator)
+                             generator=self.generator, step=self.step)
         loss, parts = hybrid_loss(episode, config.entropy)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr()
@@ -259,6 +261,26 @@ def evaluate(agent: RAM, config: TrainConfig, device: torch.device, split: str =
         seen += float(episode.pixels_seen[:keep].sum())
         counted += keep
     return {"accuracy": correct / counted, "pixels_seen": seen / counted, "images": counted, "mc": mc}
+
+
+@torch.no_grad()
+def trace(agent: RAM, config: TrainConfig, device: torch.device, split: str = "test",
+          examples: int = 8) -> dict[str, Any]:
+    """The first ``examples`` images of ``split``, with where the agent looked (``locs``: (n, T, 2)), what it
+    answered and the truth: the material of glimpse pictures."""
+    agent.eval()
+    envs = _world(config, device, examples, split=split, order="sequential")
+    obs, _ = envs.reset(options={"index": torch.arange(examples, device=device)})
+    state, locs = agent.initial_state(examples, device), []
+    for _ in range(envs.world.n_glimpses):
+        locs.append(obs["loc"].cpu().numpy())
+        state, logits, mean, _ = agent(obs["glimpse"], obs["loc"], state)
+        loc = {"learned": mean, "center": torch.zeros_like(mean)}.get(config.policy, torch.rand_like(mean) * 2 - 1)
+        obs, _, _, _, info = envs.step(torch.cat([loc, logits], dim=1))
+    final = info["final_info"]
+    images = [envs.dataset.get(i)[0] for i in range(examples)]
+    return {"images": images, "locs": np.stack(locs, axis=1), "predictions": final["prediction"].tolist(),
+            "labels": final["label"].tolist(), "boxes_of": envs.world.geometry.boxes}
 
 
 def load_run(out: str | os.PathLike, device: str = "auto") -> tuple[TrainConfig, RAM, torch.device]:

@@ -117,3 +117,22 @@ def test_module_shapes(core, combine, what):
     cell = Core(48, 24, core)
     h, state = cell(g, cell.initial(5, torch.device("cpu")))
     assert h.shape == (5, 24)
+
+
+def test_render_writes_a_grid_and_a_gif(config, tmp_path, capsys):
+    from PIL import Image
+
+    trainer = Trainer(config, tmp_path / "run")
+    trainer.train_step()
+    trainer.save()
+    main(["render", str(tmp_path / "run"), "--split", "t10k-test", "--examples", "3", "--out",
+          str(tmp_path / "g.png"), "--device", "cpu"])
+    grid = Image.open(tmp_path / "g.png")
+    assert grid.size[0] > grid.size[1] > 3 * 90  # 6 glimpse columns, 3 example rows
+    main(["render", str(tmp_path / "run"), "--split", "t10k-test", "--examples", "2", "--out",
+          str(tmp_path / "g.gif"), "--device", "cpu"])
+    assert Image.open(tmp_path / "g.gif").n_frames == 6
+    assert "answered right" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="use a .png or .gif"):
+        main(["render", str(tmp_path / "run"), "--split", "t10k-test", "--out", str(tmp_path / "g.jpg"),
+              "--device", "cpu"])
