@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 import json
 import typing
 from pathlib import Path
@@ -13,65 +14,45 @@ import gymnasium as gym
 import numpy as np
 
 import activevision  # noqa: F401  (registers the ids)
-from activevision.render import glimpse_patches, to_rgb8
+from activevision.render import to_rgb8
 
-__all__ = ["main", "episode_picture"]
+__all__ = ["main"]
 
-
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    """Write an RGB picture atomically (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp.png")
-    if not cv2.imwrite(str(temp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {temp}")
-    temp.replace(path)
+DEMO_STEPS = 1500  # updates per agent in `make demo`: about 3 minutes in all on 2 CPU cores
+DEMO_WORLD = {"size": 30_000}  # images per split of the synthetic world (tested on the first 10,000 test images)
 
 
-def episode_picture(env: gym.Env, actions: list[np.ndarray], seed: int) -> np.ndarray:
-    """One episode as a strip: the rendered frame after each glimpse, with that glimpse's patches beneath."""
-    obs, _ = env.reset(seed=seed)
-    columns = []
-    for step in range(len(actions) + 1):
-        frame = env.render()
-        patches = glimpse_patches(obs["glimpse"], size=frame.shape[1] // max(len(obs["glimpse"]), 1) - 2)
-        patches = np.pad(patches, ((4, 4), (0, frame.shape[1] - patches.shape[1]), (0, 0)))
-        columns.append(np.concatenate([frame, patches], axis=0))
-        if step == len(actions):
-            break
-        obs, _, terminated, _, info = env.step(actions[step])
-        if terminated:
-            break
-    gap = np.zeros((columns[0].shape[0], 4, 3), np.uint8)
-    return np.concatenate([piece for column in columns for piece in (column, gap)][:-1], axis=1)
+def demo(out: Path, steps: int, seed: int, quiet: bool = False) -> None:
+    """Train RAM and the random-location baseline on the offline world; print both, write glimpse pictures."""
+    from activevision.agents.trainer import TrainConfig, Trainer, evaluate, trace
+    from activevision.render import glimpse_grid, write_picture
 
-
-def demo(out: Path, episodes: int, seed: int) -> None:
-    """Random glimpse policy on the offline world: prints results, writes an episode picture and world samples."""
-    env = gym.make("GlimpseHouseNumbers-v0", render_mode="rgb_array")
-    env.action_space.seed(seed)
-    correct, seen = 0, 0.0
-    env.reset(seed=seed)
-    for _ in range(episodes):
-        while True:
-            _, _, terminated, truncated, info = env.step(env.action_space.sample())
-            if terminated or truncated:
-                correct += info["correct"]
-                seen += info["pixels_seen"]
-                env.reset()
-                break
-    print(f"GlimpseHouseNumbers-v0, random policy, {episodes} episodes: accuracy {correct / episodes:.3f} "
-          f"(chance 0.100), pixels seen {seen / episodes:.3f}")
-
-    rng = np.random.default_rng(seed)
-    actions = [rng.uniform(-1, 1, env.action_space.shape).astype(np.float32) for _ in range(5)]
-    _write_png(out / "episode.png", episode_picture(env, actions, seed))
-    images, labels = env.unwrapped.dataset.arrays()
+    results = {}
+    for policy in ("learned", "random"):
+        config = TrainConfig(env="GlimpseHouseNumbers-v0", env_kwargs=dict(DEMO_WORLD), policy=policy, steps=steps,
+                             batch=128, seed=seed, device="auto", eval_every=steps, checkpoint_every=steps)
+        trainer = Trainer(config, out / ("ram" if policy == "learned" else "random_locations"))
+        start = time.perf_counter()
+        trainer.run(progress=not quiet)
+        results[policy] = (evaluate(trainer.agent, config, trainer.device, split="test", limit=10_000),
+                           time.perf_counter() - start, trainer)
+    ram, baseline = results["learned"][0], results["random"][0]
+    print(f"GlimpseHouseNumbers-v0, test split ({ram['images']:,} images), {steps} updates of 128 episodes each:")
+    print(f"  RAM (learned glimpse locations): accuracy {ram['accuracy']:.3f}, pixels seen {ram['pixels_seen']:.3f}, "
+          f"{results['learned'][1]:.0f} s")
+    print(f"  random-location baseline:        accuracy {baseline['accuracy']:.3f}, pixels seen "
+          f"{baseline['pixels_seen']:.3f}, {results['random'][1]:.0f} s")
+    trainer = results["learned"][2]
+    seen = trace(trainer.agent, trainer.config, trainer.device, split="test", examples=8)
+    write_picture(out / "glimpses.png", glimpse_grid(seen["images"], seen["locs"], seen["boxes_of"],
+                                                     seen["predictions"], seen["labels"]))
+    env = gym.make("GlimpseHouseNumbers-v0")
+    images, _ = env.unwrapped.dataset.arrays()
     tiles = [cv2.resize(to_rgb8(images[i]), (64, 64), interpolation=cv2.INTER_NEAREST) for i in range(32)]
-    grid = np.concatenate([np.concatenate(tiles[r * 8 : (r + 1) * 8], axis=1) for r in range(4)], axis=0)
-    _write_png(out / "world.png", grid)
-    print(f"labels of world.png, row by row: {labels[:32].reshape(4, 8).tolist()}")
-    print(f"wrote {out / 'episode.png'} (frames: squares per scale, path of glimpses; patches beneath) "
-          f"and {out / 'world.png'}")
+    write_picture(out / "world.png", np.concatenate([np.concatenate(tiles[r * 8 : (r + 1) * 8], axis=1)
+                                                     for r in range(4)], axis=0))
+    print(f"wrote {out / 'glimpses.png'} (rows: test images; columns: RAM's glimpses in order, a square per "
+          f"scale, the path so far; last column: answer / truth) and {out / 'world.png'}; runs in {out}")
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -166,10 +147,12 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``activevision`` command."""
     parser = argparse.ArgumentParser(prog="activevision", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help="run the offline world with a random policy, write pictures")
+    demo_parser = commands.add_parser("demo", help="train RAM and the random-location baseline on the offline "
+                                                   "world, print both, write glimpse pictures")
     demo_parser.add_argument("--out", type=Path, default=Path("out/demo"))
-    demo_parser.add_argument("--episodes", type=int, default=2000)
+    demo_parser.add_argument("--steps", type=int, default=DEMO_STEPS, help="updates per agent")
     demo_parser.add_argument("--seed", type=int, default=0)
+    demo_parser.add_argument("--quiet", action="store_true")
     train_parser = commands.add_parser("train", help="train an agent on a glimpse world (REINFORCE)")
     train_parser.add_argument("agent", choices=["ram"])
     train_parser.add_argument("--out", type=Path, help="run folder (config, checkpoints, logs)")
@@ -189,9 +172,9 @@ def main(argv: list[str] | None = None) -> None:
     render_parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     if args.command == "demo":
-        if args.episodes < 1:
-            parser.error(f"--episodes {args.episodes} is not allowed: use 1 or more")
-        demo(args.out, args.episodes, args.seed)
+        if args.steps < 1:
+            parser.error(f"--steps {args.steps} is not allowed: use 1 or more")
+        demo(args.out, args.steps, args.seed, args.quiet)
     elif args.command == "train":
         train(args)
     elif args.command == "render":

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +135,11 @@ def test_render_writes_a_grid_and_a_gif(config, tmp_path, capsys):
     with pytest.raises(SystemExit, match="use a .png or .gif"):
         main(["render", str(tmp_path / "run"), "--split", "t10k-test", "--out", str(tmp_path / "g.jpg"),
               "--device", "cpu"])
+
+
+def test_demo_end_to_end(tmp_path, capsys):
+    main(["demo", "--out", str(tmp_path / "demo"), "--steps", "2", "--quiet"])
+    out = capsys.readouterr().out
+    assert "RAM (learned glimpse locations): accuracy" in out and "random-location baseline" in out
+    assert (tmp_path / "demo" / "glimpses.png").is_file() and (tmp_path / "demo" / "world.png").is_file()
+    assert (tmp_path / "demo" / "ram" / "checkpoint.pt").is_file()

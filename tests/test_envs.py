@@ -14,6 +14,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import activevision
 from activevision.data import ArrayDataset
 from activevision.envs import GlimpseEnv, ResetNeeded, rules
+from activevision.render import glimpse_patches
 
 IDS = list(activevision.ENV_IDS)
 TABLE = {  # id: (image shape, patch, scales, glimpses, default grid)
@@ -201,9 +202,11 @@ def test_render_shows_glimpse_squares_and_path():
     env.reset(seed=0)
     first = env.render()
     assert first.dtype == np.uint8 and first.ndim == 3 and first.shape[2] == 3 and min(first.shape[:2]) >= 128
-    env.step(scores_for(0, loc=(0.8, 0.8)))
+    obs, *_ = env.step(scores_for(0, loc=(0.8, 0.8)))
     second = env.render()
     assert second.shape == first.shape and not np.array_equal(first, second)
+    patches = glimpse_patches(obs["glimpse"], size=40)  # the 2 scales side by side, with a 2-pixel gap
+    assert patches.shape == (40, 2 * 40 + 2, 3) and patches.dtype == np.uint8
     plain = small_world(n_glimpses=4)
     plain.reset(seed=0)
     with pytest.warns(UserWarning, match="render_mode"):
