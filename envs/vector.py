@@ -143,21 +143,19 @@ class GlimpseVectorEnv(VectorEnv):
         self.steps += 1 if resetting is None else ~resetting
         if world.action_mode == "continuous":
             prediction = actions[:, 2:].argmax(1)
-            correct = prediction == self.label
             last = rules.continuous_step(self.steps, world.n_glimpses)
+            glimpsed = ~last
             loc = actions[:, :2].clamp(-1.0, 1.0)
         else:
             answered, prediction, glimpsed, last = rules.discrete_step(actions, world.cells, self.glimpses,
                                                                        world.n_glimpses)
-            correct = prediction == self.label
             loc = self._cells[actions.clamp(max=world.cells - 1)].float()
-        if resetting is not None:
-            last = last & ~resetting
+        correct = prediction == self.label
+        if resetting is not None:  # their actions are ignored: no glimpse, no end, no reward
+            last, glimpsed = last & ~resetting, glimpsed & ~resetting
         if world.action_mode == "continuous":
             reward = rules.continuous_reward(correct, last, world.reward_mode, world.n_glimpses).float()
-            glimpsed = ~last if resetting is None else ~last & ~resetting
         else:
-            glimpsed = glimpsed if resetting is None else glimpsed & ~resetting
             reward = rules.discrete_reward(answered, correct, glimpsed, world.glimpse_cost).float()
         if resetting is not None:
             reward = reward * ~resetting

@@ -8,6 +8,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -152,7 +153,6 @@ def test_pixels_seen_by_hand_and_against_the_union_rule(world_kwargs):
 
 
 def test_covered_fraction_numpy_and_torch_agree():
-    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     starts = rng.integers(-10, 40, (64, 6, 2))
     boxes = np.concatenate([starts, starts + 12], axis=-1)
