@@ -16,13 +16,15 @@ class RAM(nn.Module):
     and the baseline. ``observation_space`` is a glimpse world's single observation space."""
 
     def __init__(self, observation_space: spaces.Dict, num_classes: int, hidden: int = 256,
-                 glimpse_hidden: int = 128, core: str = "rnn", combine: str = "add", what: str = "mlp") -> None:
+                 glimpse_hidden: int = 128, core: str = "rnn", combine: str = "add", what: str = "mlp",
+                 dropout: float = 0.0) -> None:
         super().__init__()
         shape = observation_space["glimpse"].shape
         self.glimpse_net = GlimpseNetwork(shape, glimpse_hidden, glimpse_hidden, hidden, combine, what)
         self.core = Core(hidden, hidden, core)
         self.locator = LocationHead(hidden)
         self.classifier = Classifier(hidden, num_classes)
+        self.dropout = nn.Dropout(dropout)  # regularises the classifier (active in training only)
         self.baseline = Baseline(hidden)
 
     def initial_state(self, batch: int, device: torch.device) -> State:
@@ -33,4 +35,4 @@ class RAM(nn.Module):
         """Take in the newest glimpse (at ``loc``): the new recurrent state, class scores, the mean of the next
         location and the baseline. One call per step, so that ``torch.compile`` can fuse it whole."""
         h, state = self.core(self.glimpse_net(glimpse, loc), state)
-        return state, self.classifier(h), self.locator(h), self.baseline(h)
+        return state, self.classifier(self.dropout(h)), self.locator(h), self.baseline(h)

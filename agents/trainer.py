@@ -68,6 +68,8 @@ class TrainConfig:
     std: float = 0.17
     std_final: float | None = None  # linear anneal of the location std to this value when set
     entropy: float = 0.0
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay
+    dropout: float = 0.0  # on the state, before the classifier
     clip: float = 5.0
     eval_every: int = 500
     eval_batch: int = 1000
@@ -91,6 +93,9 @@ class TrainConfig:
         for name in ("lr", "std", "clip"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed: it must be > 0")
+        if not 0.0 <= self.dropout < 1.0 or not self.weight_decay >= 0.0:
+            raise ValueError(f"dropout={self.dropout!r} / weight_decay={self.weight_decay!r} are not allowed: "
+                             "use 0 <= dropout < 1 and weight_decay >= 0")
         if not isinstance(self.env_kwargs, dict):
             raise ValueError(f"env_kwargs={self.env_kwargs!r} is not allowed: use a dict (JSON object)")
         if self.env_kwargs.get("action_mode", "continuous") != "continuous":
@@ -122,12 +127,13 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.envs = _world(config, self.device, config.batch)
         self.agent = RAM(self.envs.single_observation_space, self.envs.world.num_classes, config.hidden,
-                         config.glimpse_hidden, config.core, config.combine, config.what).to(self.device)
+                         config.glimpse_hidden, config.core, config.combine, config.what,
+                         config.dropout).to(self.device)
         if config.what == "conv":  # materialise the lazy layer before the optimizer sees the parameters
             self.agent.glimpse_net(torch.zeros((1, *self.envs.single_observation_space["glimpse"].shape),
                                                device=self.device), torch.zeros((1, 2), device=self.device))
             torch.manual_seed(config.seed)  # the same draws whether or not a lazy layer was made
-        self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.lr)
+        self.optimizer = torch.optim.AdamW(self.agent.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.step = torch.compile(self.agent, dynamic=False) if config.compile else self.agent
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed + 1)

@@ -143,3 +143,13 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert "RAM (learned glimpse locations): accuracy" in out and "random-location baseline" in out
     assert (tmp_path / "demo" / "glimpses.png").is_file() and (tmp_path / "demo" / "world.png").is_file()
     assert (tmp_path / "demo" / "ram" / "checkpoint.pt").is_file()
+
+
+@pytest.mark.parametrize("changes,match", [
+    (dict(dropout=1.5), "dropout=1.5"), (dict(weight_decay=-1.0), "weight_decay=-1.0"), (dict(std=0.0), "std=0.0"),
+    (dict(policy="greedy"), "policy='greedy'"), (dict(batch=0), "batch=0"), (dict(env="CartPole-v1"), "CartPole"),
+    (dict(env_kwargs={"action_mode": "discrete"}), "action_mode must be 'continuous'"),
+])
+def test_bad_training_options_are_named(config, changes, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**{**config.__dict__, **changes}).check()
