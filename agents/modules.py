@@ -28,6 +28,21 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+class _Standardised(nn.Module):
+    """The flattened glimpse twice: normalised on its own (LayerNorm: shape, free of colour and brightness) and
+    raw, centred (absolute intensity). Raw pixels alone were measured not to learn colour worlds at all (large
+    constant offsets over hundreds of inputs); the normalised part alone is blind to brightness (a uniform
+    bright patch and a uniform dark one both normalise to zeros)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(size)
+
+    def forward(self, glimpse: torch.Tensor) -> torch.Tensor:
+        flat = glimpse.flatten(1)
+        return torch.cat([self.norm(flat), flat - 0.5], dim=1)
+
+
 class GlimpseNetwork(nn.Module):
     """``g = combine(what(glimpse), where(loc))`` for glimpses of shape ``(scales, C, p, p)``."""
 
@@ -37,10 +52,8 @@ class GlimpseNetwork(nn.Module):
         self.combine = _choice("combine", combine, COMBINES)
         scales, channels, patch, _ = glimpse_shape
         if _choice("what", what, WHATS) == "mlp":
-            # Each glimpse normalised on its own first: without it, colour worlds (large constant offsets over
-            # hundreds of inputs) were measured not to learn at all.
             size = scales * channels * patch * patch
-            self.what = nn.Sequential(nn.Flatten(), nn.LayerNorm(size), nn.Linear(size, what_hidden), nn.ReLU())
+            self.what = nn.Sequential(_Standardised(size), nn.Linear(2 * size, what_hidden), nn.ReLU())
         else:  # scales stacked as channels; two strided convs, then a linear layer
             self.what = nn.Sequential(
                 nn.Flatten(1, 2),
