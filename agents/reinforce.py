@@ -49,11 +49,12 @@ def gaussian_entropy(std: float, dims: int = 2) -> float:
 
 def rollout(agent: RAM, envs, obs: dict[str, torch.Tensor], *, policy: str = "learned", std: float = 0.1,
             deterministic: bool = False, generator: torch.Generator | None = None,
-            step=None) -> tuple[Episode, dict]:
+            step=None, locations: list | None = None) -> tuple[Episode, dict]:
     """Run one episode of every env (all start together and last T steps: the continuous action mode).
 
-    ``step`` is the agent's per-step function (``agent`` itself, or a compiled version of it). Returns the
-    episode and the observation that starts the next one (same-step autoreset).
+    ``step`` is the agent's per-step function (``agent`` itself, or a compiled version of it); ``locations``,
+    if given, receives where each glimpse was taken. Returns the episode and the observation that starts the
+    next one (same-step autoreset).
     """
     step = agent if step is None else step
     batch = envs.num_envs
@@ -61,6 +62,8 @@ def rollout(agent: RAM, envs, obs: dict[str, torch.Tensor], *, policy: str = "le
     state = agent.initial_state(batch, device)
     log_probs, entropies, baselines = [], [], []
     for t in range(envs.world.n_glimpses):
+        if locations is not None:
+            locations.append(obs["loc"])
         state, logits, mean, baseline = step(obs["glimpse"], obs["loc"], state)
         if policy == "learned":
             if deterministic:

@@ -277,16 +277,15 @@ def trace(agent: RAM, config: TrainConfig, device: torch.device, split: str = "t
     agent.eval()
     envs = _world(config, device, examples, split=split, order="sequential")
     obs, _ = envs.reset(options={"index": torch.arange(examples, device=device)})
-    state, locs = agent.initial_state(examples, device), []
-    for _ in range(envs.world.n_glimpses):
-        locs.append(obs["loc"].cpu().numpy())
-        state, logits, mean, _ = agent(obs["glimpse"], obs["loc"], state)
-        loc = {"learned": mean, "center": torch.zeros_like(mean)}.get(config.policy, torch.rand_like(mean) * 2 - 1)
-        obs, _, _, _, info = envs.step(torch.cat([loc, logits], dim=1))
-    final = info["final_info"]
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed + 7)
+    locations: list[torch.Tensor] = []
+    episode, _ = rollout(agent, envs, obs, policy=config.policy, deterministic=True, generator=generator,
+                         locations=locations)
     images = [envs.dataset.get(i)[0] for i in range(examples)]
-    return {"images": images, "locs": np.stack(locs, axis=1), "predictions": final["prediction"].tolist(),
-            "labels": final["label"].tolist(), "boxes_of": envs.world.geometry.boxes}
+    return {"images": images, "locs": torch.stack(locations, dim=1).cpu().numpy(),
+            "predictions": episode.logits.argmax(1).tolist(), "labels": episode.labels.tolist(),
+            "boxes_of": envs.world.geometry.boxes}
 
 
 def load_run(out: str | os.PathLike, device: str = "auto") -> tuple[TrainConfig, RAM, torch.device]:
