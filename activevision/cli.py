@@ -80,25 +80,17 @@ def train(args: argparse.Namespace) -> None:
 
     given = {k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(TrainConfig)}
              and v is not None}
-    if args.resume is not None:
-        folder = Path(args.resume)
-        if not (folder / "checkpoint.pt").is_file():
-            raise SystemExit(f"--resume {folder}: no checkpoint.pt there (is it a run folder?)")
-        config = TrainConfig(**json.loads((folder / "config.json").read_text()))
-        for name in ("steps", "device"):  # the only settings a resume may change
-            if name in given:
-                setattr(config, name, given[name])
-        trainer = Trainer(config, folder)
-        trainer.load()
-    else:
-        if args.out is None:
-            raise SystemExit("train needs --out RUN_FOLDER (or --resume RUN_FOLDER)")
-        try:
-            config = TrainConfig(**given)
-            trainer = Trainer(config, args.out)
-        except ValueError as error:
-            raise SystemExit(str(error)) from None
-        trainer.save()
+    if args.resume is None and args.out is None:
+        raise SystemExit("train needs --out RUN_FOLDER (or --resume RUN_FOLDER)")
+    try:
+        if args.resume is not None:  # steps and device are the only settings a resume may change
+            trainer = Trainer.resume(args.resume, **{k: v for k, v in given.items() if k in ("steps", "device")})
+        else:
+            trainer = Trainer(TrainConfig(**given), args.out)
+            trainer.save()
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    config = trainer.config
     evals = trainer.run(progress=not args.quiet)
     last = evals[-1]
     print(f"{config.agent} on {config.env} ({config.policy} locations), {trainer.update} updates: "

@@ -80,18 +80,20 @@ def glimpse_grid(images: Sequence[np.ndarray], locs: np.ndarray, boxes_of, predi
 
 def write_picture(path, picture: np.ndarray | Sequence[np.ndarray], fps: int = 2) -> None:
     """Write a PNG (one RGB array) or a GIF (a sequence of frames) atomically: temp file, then rename."""
+    import io
     from pathlib import Path
 
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    from activevision.data.files import atomic_write
+
+    path, buffer = Path(path), io.BytesIO()
     if path.suffix.lower() == ".gif":
         frames = [Image.fromarray(frame) for frame in picture]
-        frames[0].save(temp, save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+        frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps),
+                       loop=0)
     elif path.suffix.lower() == ".png":
-        Image.fromarray(np.asarray(picture)).save(temp)
+        Image.fromarray(np.asarray(picture)).save(buffer, format="PNG")
     else:
         raise ValueError(f"picture file {path} is not allowed: use a .png or .gif name")
-    temp.replace(path)
+    atomic_write(path, buffer.getvalue())

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 import torch
 
+from activevision.checks import check_int
+
 __all__ = ["GlimpseGeometry", "NumpySensor", "SensorState", "TorchSensor", "context_image", "integral_image",
            "reference_glimpse"]
 
@@ -35,9 +37,7 @@ class GlimpseGeometry:
 
     def __post_init__(self) -> None:
         for name, low in (("patch", 1), ("scales", 1), ("scale_factor", 2)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= {low}")
+            check_int(name, getattr(self, name), low)
 
     @property
     def factors(self) -> np.ndarray:
@@ -66,8 +66,13 @@ class GlimpseGeometry:
         y0 = _floor((loc[..., 1:2] + 1.0) * (height / 2.0) - half)
         return x0, y0
 
-    def boxes(self, loc: Any, height: int, width: int) -> np.ndarray:
-        """Unclipped boxes ``[x0, y0, x1, y1)`` in pixels, shape ``(..., scales, 4)`` (numpy)."""
+    def boxes(self, loc: Any, height: int, width: int) -> Any:
+        """Unclipped boxes ``[x0, y0, x1, y1)`` in pixels, shape ``(..., scales, 4)``: int64 numpy for numpy (or
+        list) locations, float64 torch (integer-valued) for float64 torch locations."""
+        if isinstance(loc, torch.Tensor):
+            x0, y0 = self.corners(loc, height, width)
+            sizes = torch.from_numpy(self.sizes).to(device=loc.device, dtype=loc.dtype)
+            return torch.stack([x0, y0, x0 + sizes, y0 + sizes], dim=-1)
         x0, y0 = self.corners(np.asarray(loc, dtype=np.float64), height, width)
         return np.stack([x0, y0, x0 + self.sizes, y0 + self.sizes], axis=-1).astype(np.int64)
 

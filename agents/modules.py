@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from activevision.checks import check_choice as _choice
+
 __all__ = ["GlimpseNetwork", "Core", "LocationHead", "Classifier", "Baseline", "CORES", "COMBINES", "WHATS"]
 
 CORES = ("rnn", "gru", "lstm")
@@ -20,12 +22,6 @@ COMBINES = ("add", "mul")
 WHATS = ("mlp", "conv")
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not allowed: choose one of {', '.join(map(repr, allowed))}")
-    return value
 
 
 class _Standardised(nn.Module):

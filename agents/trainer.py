@@ -27,6 +27,8 @@ import activevision  # noqa: F401  (registers the ids)
 from activevision.agents.modules import COMBINES, CORES, WHATS
 from activevision.agents.ram import RAM
 from activevision.agents.reinforce import POLICIES, hybrid_loss, rollout
+from activevision.checks import check_choice, check_int
+from activevision.data.files import atomic_write
 from activevision.envs.presets import PRESETS, make_dataset
 
 __all__ = ["TrainConfig", "Trainer", "evaluate", "trace", "load_run", "resolve_device"]
@@ -82,14 +84,10 @@ class TrainConfig:
             raise ValueError(f"agent={self.agent!r} is not allowed: choose 'ram'")
         if self.env not in activevision.ENV_IDS:
             raise ValueError(f"env={self.env!r} is not allowed: choose one of {sorted(activevision.ENV_IDS)}")
-        choices = {"policy": POLICIES, "core": CORES, "combine": COMBINES, "what": WHATS}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed: choose one of {allowed}")
+        for name, allowed in {"policy": POLICIES, "core": CORES, "combine": COMBINES, "what": WHATS}.items():
+            check_choice(name, getattr(self, name), allowed)
         for name in ("steps", "batch", "hidden", "glimpse_hidden", "eval_every", "eval_batch", "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= 1")
+            check_int(name, getattr(self, name), 1)
         for name in ("lr", "std", "clip"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed: it must be > 0")
@@ -106,15 +104,6 @@ class TrainConfig:
 def _world(config: TrainConfig, device: torch.device, num_envs: int, **overrides: Any) -> gym.vector.VectorEnv:
     kwargs = {**config.env_kwargs, "action_mode": "continuous", "start": "center", **overrides}
     return gym.make_vec(config.env, num_envs=num_envs, device=device, compile=config.compile, **kwargs)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
 
 
 class Trainer:
@@ -159,12 +148,24 @@ class Trainer:
     def save(self) -> None:
         """Write config and checkpoint atomically."""
         self.out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.out / "config.json", json.dumps(dataclasses.asdict(self.config), indent=2).encode())
+        atomic_write(self.out / "config.json", json.dumps(dataclasses.asdict(self.config), indent=2).encode())
         buffer = io.BytesIO()
         torch.save({"update": self.update, "model": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
                     "evals": self.evals}, buffer)
-        _atomic_write(self.out / "checkpoint.pt", buffer.getvalue())
+        atomic_write(self.out / "checkpoint.pt", buffer.getvalue())
+
+    @classmethod
+    def resume(cls, out: str | os.PathLike, **changes: Any) -> "Trainer":
+        """The trainer of a run folder, at its last checkpoint; ``changes`` (e.g. ``steps``, ``device``) replace
+        saved settings."""
+        folder = Path(out)
+        if not (folder / "checkpoint.pt").is_file():
+            raise ValueError(f"{folder} is not a run folder: it has no checkpoint.pt (train with --out {folder})")
+        config = TrainConfig(**{**json.loads((folder / "config.json").read_text()), **changes})
+        trainer = cls(config, folder)
+        trainer.load()
+        return trainer
 
     def load(self) -> None:
         """Continue from the run folder's checkpoint."""
@@ -182,7 +183,7 @@ class Trainer:
         writer = csv.DictWriter(text, fieldnames=list(self.evals[0]))
         writer.writeheader()
         writer.writerows(self.evals)
-        _atomic_write(self.out / "evals.csv", text.getvalue().encode())
+        atomic_write(self.out / "evals.csv", text.getvalue().encode())
 
     # ------------------------------------------------------------------ training
     def train_step(self) -> dict[str, float]:
@@ -242,8 +243,7 @@ def evaluate(agent: RAM, config: TrainConfig, device: torch.device, split: str =
     ``mc=1``: the location head's mean, no sampling. ``mc=M``: M runs with sampled locations, class
     probabilities averaged.
     """
-    if isinstance(mc, bool) or not isinstance(mc, int) or mc < 1:
-        raise ValueError(f"mc={mc!r} is not allowed: it must be an integer >= 1")
+    check_int("mc", mc, 1)
     agent.eval()
     world_options = PRESETS[config.env][1]
     size = len(make_dataset(config.env, **{k: v for k, v in {**config.env_kwargs, "split": split}.items()
@@ -290,11 +290,5 @@ def trace(agent: RAM, config: TrainConfig, device: torch.device, split: str = "t
 
 def load_run(out: str | os.PathLike, device: str = "auto") -> tuple[TrainConfig, RAM, torch.device]:
     """The config and trained agent of a run folder."""
-    folder = Path(out)
-    if not (folder / "checkpoint.pt").is_file():
-        raise ValueError(f"{folder} is not a run folder: it has no checkpoint.pt (train with --out {folder})")
-    config = TrainConfig(**json.loads((folder / "config.json").read_text()))
-    config.device = device
-    trainer = Trainer(config, folder)
-    trainer.load()
-    return config, trainer.agent, trainer.device
+    trainer = Trainer.resume(out, device=device)
+    return trainer.config, trainer.agent, trainer.device

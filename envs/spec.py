@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
 from activevision.data.base import ImageDataset
+from activevision.checks import check_choice as _check_choice
+from activevision.checks import check_int as _check_int
 from activevision.envs import rules
 from activevision.sensor import GlimpseGeometry
 
 __all__ = ["WorldSpec"]
-
-
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name}={value!r} is not allowed: it must be an integer >= {low}")
-    return int(value)
-
-
-def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not allowed: choose one of {', '.join(map(repr, allowed))}")
-    return value
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from activevision.checks import check_int
 from activevision.data.base import ImageDataset
 from activevision.envs import rules
 from activevision.envs.spec import WorldSpec
@@ -44,8 +45,7 @@ class GlimpseVectorEnv(VectorEnv):
     def __init__(self, dataset: ImageDataset, num_envs: int, *, device: str | torch.device = "cpu",
                  autoreset_mode: str | AutoresetMode = "SameStep", render_mode: str | None = None,
                  compile: bool = False, **world_options: Any) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs={num_envs!r} is not allowed: it must be an integer >= 1")
+        check_int("num_envs", num_envs, 1)
         mode = autoreset_mode.value if isinstance(autoreset_mode, AutoresetMode) else autoreset_mode
         if mode not in AUTORESET_MODES:
             raise ValueError(f"autoreset_mode={autoreset_mode!r} is not allowed: choose one of {AUTORESET_MODES}")
@@ -84,7 +84,6 @@ class GlimpseVectorEnv(VectorEnv):
             self.contexts = torch.as_tensor(np.stack([context_image(image, world.context_size) for image in images]),
                                             device=self.device)
         self._cells = torch.as_tensor(rules.grid_centres(world.grid), device=self.device)
-        self._finest = float(geometry.sizes[0])
 
         n = self.num_envs
         self._state = self._integral_images()
@@ -277,10 +276,8 @@ class GlimpseVectorEnv(VectorEnv):
     def _final_info(self, last: torch.Tensor, prediction: torch.Tensor, correct: torch.Tensor) -> dict:
         """Episode-end info of the envs in ``last``, Gymnasium vector style (values, ``_key`` masks)."""
         ids = last.nonzero().squeeze(1)
-        geometry, world = self.world.geometry, self.world
-        x0, y0 = geometry.corners(self.locs[ids].double(), world.height, world.width)
-        x0, y0 = x0[..., 0], y0[..., 0]
-        boxes = torch.stack([x0, y0, x0 + self._finest, y0 + self._finest], dim=-1)
+        world = self.world
+        boxes = world.geometry.boxes(self.locs[ids].double(), world.height, world.width)[..., 0, :]  # finest scale
         seen = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
         seen[ids] = rules.covered_fraction(boxes, self.glimpses[ids], world.height, world.width)
         values = {"label": self.label, "prediction": prediction, "correct": correct, "pixels_seen": seen,

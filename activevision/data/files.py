@@ -8,7 +8,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-__all__ = ["DataUnavailableError", "data_root", "md5sum", "fetch"]
+__all__ = ["DataUnavailableError", "atomic_write", "data_root", "md5sum", "fetch"]
 
 OFFLINE_HINT = "GlimpseHouseNumbers-v0 (synthetic house numbers, generated offline)"
 
@@ -25,6 +25,19 @@ def data_root(data_dir: str | os.PathLike | None, dataset: str) -> Path:
     root = os.environ.get("ACTIVEVISION_DATA")
     base = Path(root).expanduser() if root else Path.home() / ".cache" / "activevision"
     return base / dataset
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that the name only ever holds a complete file: a temporary file in the same
+    folder, flushed to disk, then renamed over the target (checkpoints, logs, pictures)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    with open(temp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
 
 
 def md5sum(path: Path, block: int = 1 << 20) -> str:
