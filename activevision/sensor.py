@@ -24,7 +24,7 @@ import torch
 from activevision.checks import check_int
 
 __all__ = ["GlimpseGeometry", "NumpySensor", "SensorState", "TorchSensor", "context_image", "integral_image",
-           "reference_glimpse"]
+           "reference_glimpse", "translate"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,17 @@ def context_image(image: np.ndarray, size: int) -> np.ndarray:
     values = image.astype(np.float32) * np.float32(1.0 / 255.0 if image.dtype == np.uint8 else 1.0)
     small = cv2.resize(values, (size, size), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(small.reshape(size, size, image.shape[2]).transpose(2, 0, 1))
+
+
+def translate(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """``image`` moved ``dx`` pixels right and ``dy`` down, zero fill: what a world's ``shift`` augmentation shows
+    (the batched env reads the same picture through ``TorchSensor.glimpse``'s offset, without building it)."""
+    height, width = image.shape[:2]
+    out = np.zeros_like(image)
+    if abs(dx) < width and abs(dy) < height:
+        out[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = \
+            image[max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)]
+    return out
 
 
 def integral_image(image: np.ndarray) -> np.ndarray:
@@ -230,13 +241,15 @@ class TorchSensor:
         """
         table, height, width = state.table, state.height, state.width
         loc = loc.to(device=self.device, dtype=torch.float64)
-        x0, y0 = self.geometry.corners(loc, *(frame or (height, width)))
-        x0, y0 = x0.long(), y0.long()
-        if offset is not None:
+        frame = frame or (height, width)
+        x0, y0 = self.geometry.corners(loc, *frame)
+        xe = x0.long()[..., None] + self._steps  # (B, S, p+1) column edges
+        ye = y0.long()[..., None] + self._steps
+        if offset is not None:  # edges clipped to the frame (zero outside it), then moved into the image
             offset = offset.to(self.device).long()
-            x0, y0 = x0 - offset[:, 0:1], y0 - offset[:, 1:2]
-        xe = (x0[..., None] + self._steps).clip_(0, width)  # (B, S, p+1) column edges
-        ye = (y0[..., None] + self._steps).clip_(0, height)
+            xe = xe.clip_(0, frame[1]) - offset[:, 0:1, None]
+            ye = ye.clip_(0, frame[0]) - offset[:, 1:2, None]
+        xe, ye = xe.clip_(0, width), ye.clip_(0, height)
         batch, channels, length = loc.shape[0], table.shape[1], table.shape[2]
         if index is None:
             index = torch.arange(batch, device=self.device)

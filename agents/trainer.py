@@ -122,7 +122,9 @@ class Trainer:
             self.agent.glimpse_net(torch.zeros((1, *self.envs.single_observation_space["glimpse"].shape),
                                                device=self.device), torch.zeros((1, 2), device=self.device))
             torch.manual_seed(config.seed)  # the same draws whether or not a lazy layer was made
-        self.optimizer = torch.optim.AdamW(self.agent.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        # fused: one kernel for every parameter's update (measured faster than the per-tensor loop on CPU)
+        self.optimizer = torch.optim.AdamW(self.agent.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                           fused=self.device.type in ("cpu", "cuda"))
         self.step = torch.compile(self.agent, dynamic=False) if config.compile else self.agent
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed + 1)
@@ -250,7 +252,7 @@ def evaluate(agent: RAM, config: TrainConfig, device: torch.device, split: str =
                                            if k in world_options}))
     total = size if limit is None else min(limit, size)
     batch = min(config.eval_batch, total)
-    envs = _world(config, device, batch, split=split, order="sequential")
+    envs = _world(config, device, batch, split=split, order="sequential", shift=0)  # no augmentation in tests
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed + 7)
     correct, seen, counted = 0, 0.0, 0
@@ -275,7 +277,7 @@ def trace(agent: RAM, config: TrainConfig, device: torch.device, split: str = "t
     """The first ``examples`` images of ``split``, with where the agent looked (``locs``: (n, T, 2)), what it
     answered and the truth: the material of glimpse pictures."""
     agent.eval()
-    envs = _world(config, device, examples, split=split, order="sequential")
+    envs = _world(config, device, examples, split=split, order="sequential", shift=0)
     obs, _ = envs.reset(options={"index": torch.arange(examples, device=device)})
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed + 7)

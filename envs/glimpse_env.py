@@ -16,7 +16,7 @@ from activevision.data.base import ImageDataset
 from activevision.render import draw_glimpses
 from activevision.envs import rules
 from activevision.envs.spec import WorldSpec
-from activevision.sensor import NumpySensor, context_image
+from activevision.sensor import NumpySensor, context_image, translate
 
 __all__ = ["GlimpseEnv", "ResetNeeded"]
 
@@ -43,6 +43,8 @@ class GlimpseEnv(gym.Env):
         order: "random" (seeded draws) or "sequential" (image ``i``, then ``i + stride``, ... from
             ``reset(options={"index": i})``, 0 by default): for sweeps that see every image once.
         stride: step between the images of consecutive episodes in sequential order.
+        shift: training augmentation: every episode moves its image by whole pixels ``(dx, dy)``, each drawn
+            uniformly from ``[-shift, shift]`` (zero fill); ``reset(options={"shift": (dx, dy)})`` pins it.
         render_mode: None or "rgb_array".
     """
 
@@ -52,11 +54,11 @@ class GlimpseEnv(gym.Env):
                  n_glimpses: int = 6, action_mode: str = "continuous", grid: int | None = None,
                  glimpse_cost: float = 0.0, reward_mode: str = "final", start: str = "center",
                  context_size: int | None = None, order: str = "random", stride: int = 1,
-                 render_mode: str | None = None) -> None:
+                 shift: int = 0, render_mode: str | None = None) -> None:
         self.world = WorldSpec.build(dataset, patch=patch, scales=scales, scale_factor=scale_factor,
                                      n_glimpses=n_glimpses, action_mode=action_mode, grid=grid,
                                      glimpse_cost=glimpse_cost, reward_mode=reward_mode, start=start,
-                                     context_size=context_size, order=order, stride=stride)
+                                     context_size=context_size, order=order, stride=stride, shift=shift)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode={render_mode!r} is not allowed: choose None or 'rgb_array'")
         self.render_mode = render_mode
@@ -75,7 +77,8 @@ class GlimpseEnv(gym.Env):
 
     # ------------------------------------------------------------------ episode
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
-        """Draw an image (or ``options={"index": i}``), take the first glimpse at ``start``, return it."""
+        """Draw an image (or ``options={"index": i}``) and its shift (or ``options={"shift": (dx, dy)}``), take
+        the first glimpse at ``start``, return it."""
         super().reset(seed=seed)
         index = None if options is None else options.get("index")
         if index is not None:
@@ -89,6 +92,9 @@ class GlimpseEnv(gym.Env):
             index = int(self.np_random.integers(len(self.dataset)))
         self._next_index = (index + self.world.stride) % len(self.dataset)
         image, self._label = self.dataset.get(index)
+        shift = self._shift(options)
+        if shift != (0, 0):
+            image = translate(image, *shift)
         self._image, self._index = image, int(index)
         self._state = self.sensor.prepare(image)
         if self.world.start == "center":
@@ -137,6 +143,18 @@ class GlimpseEnv(gym.Env):
         return self._observation(repeat=True), reward, True, False, self._final_info(prediction)
 
     # ------------------------------------------------------------------ pieces
+    def _shift(self, options: dict[str, Any] | None) -> tuple[int, int]:
+        """This episode's ``(dx, dy)``: pinned by ``options["shift"]``, else drawn (``(0, 0)`` when shift=0)."""
+        limit = self.world.shift
+        pinned = None if options is None else options.get("shift")
+        if pinned is None:
+            return tuple(int(v) for v in self.np_random.integers(-limit, limit + 1, 2)) if limit else (0, 0)
+        array = np.asarray(pinned)
+        if array.shape != (2,) or array.dtype.kind not in "iu" or bool((np.abs(array) > limit).any()):
+            raise ValueError(f"options['shift']={pinned!r} is not allowed: use two integers (dx, dy) in "
+                             f"[-{limit}, {limit}] (the world's shift)")
+        return int(array[0]), int(array[1])
+
     def _look(self, loc: tuple[float, float]) -> None:
         self._glimpse, (x0, y0, x1, y1) = self.sensor.look(self._state, loc)
         self._locs.append(loc)

@@ -34,12 +34,14 @@ class WorldSpec:
     context_size: int | None
     order: str
     stride: int
+    shift: int
 
     @classmethod
     def build(cls, dataset: ImageDataset, *, patch: int = 8, scales: int = 1, scale_factor: int = 2,
               n_glimpses: int = 6, action_mode: str = "continuous", grid: int | None = None,
               glimpse_cost: float = 0.0, reward_mode: str = "final", start: str = "center",
-              context_size: int | None = None, order: str = "random", stride: int = 1) -> "WorldSpec":
+              context_size: int | None = None, order: str = "random", stride: int = 1,
+              shift: int = 0) -> "WorldSpec":
         """Check every option, naming the bad value and what is allowed."""
         if not isinstance(dataset, ImageDataset):
             raise ValueError(f"dataset={type(dataset).__name__} is not allowed: pass an activevision ImageDataset, "
@@ -57,6 +59,13 @@ class WorldSpec:
         cost = float(glimpse_cost)
         if not np.isfinite(cost) or cost < 0:
             raise ValueError(f"glimpse_cost={glimpse_cost!r} is not allowed: it must be a finite number >= 0")
+        shift = _check_int("shift", shift, 0)
+        if shift >= min(height, width):
+            raise ValueError(f"shift={shift} is not allowed for {height}x{width} images: use 0 <= shift < "
+                             f"{min(height, width)}")
+        if shift and context_size is not None:
+            raise ValueError(f"shift={shift} with context_size={context_size} is not allowed: the context is "
+                             "computed once per image, so use shift=0 with a context")
         return cls(
             geometry=geometry, height=height, width=width, channels=channels,
             num_classes=int(dataset.num_classes),
@@ -68,6 +77,7 @@ class WorldSpec:
             context_size=None if context_size is None else _check_int("context_size", context_size, 1),
             order=_check_choice("order", order, rules.ORDERS),
             stride=_check_int("stride", stride, 1),
+            shift=shift,
         )
 
     @property

@@ -21,7 +21,7 @@ from activevision.data.base import ImageDataset
 from activevision.envs import rules
 from activevision.envs.spec import WorldSpec
 from activevision.render import draw_glimpses
-from activevision.sensor import SensorState, TorchSensor, context_image
+from activevision.sensor import SensorState, TorchSensor, context_image, translate
 
 __all__ = ["GlimpseVectorEnv"]
 
@@ -93,6 +93,7 @@ class GlimpseVectorEnv(VectorEnv):
         self.steps = torch.zeros(n, dtype=torch.long, device=self.device)
         self.glimpses = torch.zeros(n, dtype=torch.long, device=self.device)
         self.locs = torch.zeros((n, world.n_glimpses, 2), dtype=torch.float32, device=self.device)
+        self.shift = torch.zeros((n, 2), dtype=torch.long, device=self.device)  # (dx, dy) of each env's image
         self.glimpse = torch.zeros((n, *self.single_observation_space["glimpse"].shape), device=self.device)
         self._next_index = self._arange % len(dataset)
         self._needs_reset = torch.zeros(n, dtype=torch.bool, device=self.device)
@@ -110,7 +111,8 @@ class GlimpseVectorEnv(VectorEnv):
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
         """Start every env: ``seed`` seeds the batch's generator; ``options={"index": (num_envs,) ints}`` pins
-        the images of this episode (and, in sequential order, the start of each env's sweep)."""
+        the images of this episode (and, in sequential order, the start of each env's sweep);
+        ``options={"shift": (num_envs, 2) ints}`` pins their shifts (worlds with ``shift`` > 0)."""
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
                 raise ValueError(f"seed={seed!r} is not allowed: use one integer (it seeds the whole batch)")
@@ -123,8 +125,17 @@ class GlimpseVectorEnv(VectorEnv):
                     or bool(((index < 0) | (index >= len(self.dataset))).any())):
                 raise ValueError(f"options['index'] is not allowed: use {self.num_envs} integers in "
                                  f"[0, {len(self.dataset)}), got {index.tolist() if index.numel() < 20 else index}")
+        shift = None if options is None else options.get("shift")
+        if shift is not None:
+            shift = torch.as_tensor(np.asarray(shift) if not isinstance(shift, torch.Tensor) else shift,
+                                    device=self.device)
+            limit = self.world.shift
+            if (shift.shape != (self.num_envs, 2) or shift.dtype.is_floating_point or shift.dtype == torch.bool
+                    or bool((shift.abs() > limit).any())):
+                raise ValueError(f"options['shift'] is not allowed: use {self.num_envs} pairs of integers (dx, dy) "
+                                 f"in [-{limit}, {limit}] (the world's shift)")
         self._needs_reset.zero_()
-        self._reset_envs(self._arange, index)
+        self._reset_envs(self._arange, index, shift)
         self._started = True
         return self._observation(), {"index": self.index.clone(), "_index": torch.ones_like(self._needs_reset)}
 
@@ -191,6 +202,8 @@ class GlimpseVectorEnv(VectorEnv):
             centres = [((x + 1.0) * width / 2.0, (y + 1.0) * height / 2.0) for x, y in locs.tolist()]
             index = int(self.index[env])
             image = self.dataset.canvas_of(index) if self._sparse else self.images[index].cpu().numpy()
+            if self.world.shift:
+                image = translate(image, *self.shift[env].tolist())
             frames.append(draw_glimpses(image, boxes, centres))
         return tuple(frames)
 
@@ -208,11 +221,14 @@ class GlimpseVectorEnv(VectorEnv):
             parts.append(state.table if dtype is None else state.table.to(dtype))
         return SensorState(torch.cat(parts), state.divisor, height, width)
 
-    def _read(self, loc: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """Glimpses at ``loc`` of dataset images ``index``."""
+    def _read(self, loc: torch.Tensor, index: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """Glimpses at ``loc`` of dataset images ``index``, each moved by ``shift`` pixels."""
+        frame = (self.world.height, self.world.width)
         if self._sparse:
-            return self.sensor.glimpse(self._state, loc.double(), self._piece[index], self._offset[index],
-                                       (self.world.height, self.world.width))
+            return self.sensor.glimpse(self._state, loc.double(), self._piece[index], self._offset[index] + shift,
+                                       frame)
+        if self.world.shift:  # the image at its shift in a frame of its own size: zero fill for free
+            return self.sensor.glimpse(self._state, loc.double(), index, shift, frame)
         return self.sensor.glimpse(self._state, loc.double(), index)
 
     def memory_bytes(self) -> dict[str, int]:
@@ -221,13 +237,13 @@ class GlimpseVectorEnv(VectorEnv):
                                                                    else [])
         if self._sparse:
             shared += [self._piece, self._offset]
-        per_env = [self.index, self.label, self.steps, self.glimpses, self.locs, self.glimpse, self._next_index,
-                   self._needs_reset]
+        per_env = [self.index, self.label, self.steps, self.glimpses, self.locs, self.shift, self.glimpse,
+                   self._next_index, self._needs_reset]
         size = lambda tensors: sum(t.numel() * t.element_size() for t in tensors)  # noqa: E731
         return {"dataset": size(shared), "per_env": size(per_env) // self.num_envs}
 
-    def _reset_envs(self, ids: torch.Tensor, index: torch.Tensor | None) -> None:
-        """New episodes for envs ``ids``: draw (or take) images, build their integral images, first glimpse."""
+    def _reset_envs(self, ids: torch.Tensor, index: torch.Tensor | None, shift: torch.Tensor | None = None) -> None:
+        """New episodes for envs ``ids``: draw (or take) images and shifts, first glimpse."""
         if index is None:
             if self.world.order == "sequential":
                 index = self._next_index[ids]
@@ -239,6 +255,12 @@ class GlimpseVectorEnv(VectorEnv):
         self.index[ids], self.label[ids] = index, self.labels[index]
         self.steps[ids] = 0
         self.glimpses[ids] = 0
+        if shift is not None:
+            self.shift[ids] = shift.long()
+        elif self.world.shift:
+            limit = self.world.shift
+            self.shift[ids] = torch.randint(-limit, limit + 1, (len(ids), 2), generator=self._generator,
+                                            device=self.device)
         if len(ids) == self.num_envs:
             ids = self._arange  # lets _look take its whole-batch path
         if self.world.start == "center":
@@ -253,12 +275,12 @@ class GlimpseVectorEnv(VectorEnv):
         The glimpse batch is replaced, never written in place, so observations already returned never change.
         """
         if len(ids) == self.num_envs:  # every env (the common case): no gathers or scatters of rows
-            self.glimpse = self._read_all(loc, self.index)
+            self.glimpse = self._read_all(loc, self.index, self.shift)
             self.locs[self._arange, self.glimpses] = loc.float()
             self.glimpses += 1
             return
         glimpse = self.glimpse.clone()
-        glimpse[ids] = self._read(loc, self.index[ids])
+        glimpse[ids] = self._read(loc, self.index[ids], self.shift[ids])
         self.glimpse = glimpse
         self.locs[ids, self.glimpses[ids]] = loc.float()
         self.glimpses[ids] += 1

@@ -35,6 +35,18 @@ def test_ram_learns_above_chance(config, tmp_path):
     assert result["images"] == 2000 and result["accuracy"] > 0.3  # chance is 0.1
 
 
+def test_training_worlds_shift_and_evaluation_does_not(config, tmp_path):
+    """env_kwargs shift=2 moves the training images (the episodes differ), while evaluation reads the images as they
+    are: the same agent scores exactly the same with and without the option."""
+    shifted = TrainConfig(**{**config.__dict__, "env_kwargs": {**config.env_kwargs, "shift": 2}})
+    plain, moved = Trainer(config, tmp_path / "plain"), Trainer(shifted, tmp_path / "moved")
+    a, _ = plain.envs.reset(seed=0)
+    b, _ = moved.envs.reset(seed=0)
+    assert not torch.equal(a["glimpse"], b["glimpse"]) and int(moved.envs.shift.abs().max()) == 2
+    scores = [evaluate(plain.agent, c, plain.device, split="t10k-test", limit=300) for c in (config, shifted)]
+    assert scores[0] == scores[1]
+
+
 @pytest.mark.parametrize("policy", ["random", "center"])
 def test_location_baselines_train_only_classifier_and_core(config, tmp_path, policy):
     config.policy = policy

@@ -283,3 +283,65 @@ def test_own_float_images_make_a_world():
     obs, _ = env.reset(seed=0)
     assert obs["glimpse"].shape == (2, 1, 6, 6) and env.action_space.n == 4 * 4 + 3
     check_env(env, skip_render_check=True)
+
+
+def test_translate_moves_the_image_with_zero_fill():
+    from activevision.sensor import translate
+
+    image = np.arange(1, 13, dtype=np.uint8).reshape(3, 4)
+    np.testing.assert_array_equal(translate(image, 1, -1), [[0, 5, 6, 7], [0, 9, 10, 11], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(translate(image, 0, 0), image)
+    assert not translate(image, 4, 0).any() and translate(image, -2, 2)[2, :2].tolist() == [3, 4]
+
+
+@pytest.mark.parametrize("env_id", ["GlimpseMNIST-v0", "GlimpseTranslatedMNIST-v0"])
+def test_shift_shows_the_moved_image(env_id, world_kwargs):
+    """A shifted episode equals an unshifted world over the moved images: glimpses, coverage, render."""
+    from activevision.envs.presets import make_dataset
+    from activevision.sensor import translate
+
+    kwargs = world_kwargs(env_id)
+    env = gym.make(env_id, shift=3, render_mode="rgb_array", **kwargs).unwrapped
+    dataset = make_dataset(env_id, **{k: v for k, v in kwargs.items()})
+    rng = np.random.default_rng(0)
+    for index, shift in [(0, (3, -2)), (5, (-3, 3)), (9, (0, 1))]:
+        image, label = dataset.get(index)
+        moved = GlimpseEnv(ArrayDataset(translate(image, *shift)[None], [label], 10), patch=env.world.geometry.patch,
+                           scales=env.world.geometry.scales, n_glimpses=env.n_glimpses, render_mode="rgb_array")
+        obs, _ = env.reset(options={"index": index, "shift": shift})
+        expected, _ = moved.reset(options={"index": 0})
+        np.testing.assert_allclose(obs["glimpse"], expected["glimpse"], atol=1e-6)
+        for _ in range(env.n_glimpses):
+            action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+            obs, _, done, _, info = env.step(action)
+            expected, _, _, _, expected_info = moved.step(action)
+            np.testing.assert_allclose(obs["glimpse"], expected["glimpse"], atol=1e-6)
+        assert done and info["pixels_seen"] == expected_info["pixels_seen"]
+        np.testing.assert_array_equal(env.render(), moved.render())
+
+
+def test_shift_draws_are_seeded_and_bounded(world_kwargs):
+    env = gym.make("GlimpseMNIST-v0", shift=2, **world_kwargs("GlimpseMNIST-v0")).unwrapped
+    env.reset(seed=3)
+    first = [env._shift(None) for _ in range(50)]
+    env.reset(seed=3)
+    assert [env._shift(None) for _ in range(50)] == first
+    assert {v for pair in first for v in pair} == {-2, -1, 0, 1, 2}
+    plain = gym.make("GlimpseMNIST-v0", **world_kwargs("GlimpseMNIST-v0"))
+    a, _ = plain.reset(seed=0)
+    b, _ = gym.make("GlimpseMNIST-v0", shift=0, **world_kwargs("GlimpseMNIST-v0")).reset(seed=0)
+    np.testing.assert_array_equal(a["glimpse"], b["glimpse"])  # shift=0 draws nothing: old seeds still hold
+
+
+@pytest.mark.parametrize("kwargs,options,match", [
+    (dict(shift=-1), None, "shift=-1"),
+    (dict(shift=28), None, r"shift=28 is not allowed for 28x28 images: use 0 <= shift < 28"),
+    (dict(shift=2, context_size=8), None, "shift=2 with context_size=8 is not allowed"),
+    (dict(shift=2), {"shift": (3, 0)}, r"options\['shift'\]=\(3, 0\) is not allowed: .*\[-2, 2\]"),
+    (dict(shift=2), {"shift": (0.5, 0)}, r"options\['shift'\]"),
+    (dict(), {"shift": (1, 0)}, r"\[-0, 0\]"),
+])
+def test_bad_shift_is_a_value_error(kwargs, options, match, world_kwargs):
+    with pytest.raises(ValueError, match=match):
+        env = gym.make("GlimpseMNIST-v0", **{**world_kwargs("GlimpseMNIST-v0"), **kwargs})
+        env.reset(options=options)

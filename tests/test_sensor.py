@@ -98,3 +98,26 @@ def test_bad_geometry_is_a_clear_error(bad, kwargs):
         NumpySensor(**kwargs)
     with pytest.raises(ValueError, match=f"{bad}=.* is not allowed"):
         TorchSensor(**kwargs)
+
+
+@pytest.mark.parametrize("frame", [(28, 28), (40, 33)])
+def test_offset_read_equals_the_painted_frame(frame):
+    """An image at an offset in a blank frame (shift augmentation, translated worlds), read through the offset,
+    equals the glimpse of the painted frame, also where the image sticks out of the frame (its pixels there are
+    not in the frame and must read 0). Noise images, so that no border is blank."""
+    from activevision.sensor import translate
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(1, 256, (6, 28, 28, 1), dtype=np.uint8)
+    offsets = np.array([[0, 0], [3, -2], [-3, 3], [-5, -5], [12, 6], [-2, 9]])
+    locs = rng.uniform(-1, 1, (6, 2))
+    locs[0] = [1, 1]
+    sensor, numpy_sensor = TorchSensor(8, 3), NumpySensor(8, 3)
+    got = sensor.glimpse(sensor.prepare(torch.from_numpy(images)), torch.from_numpy(locs), None,
+                         torch.from_numpy(offsets), frame).numpy()
+    for image, offset, loc, glimpse in zip(images, offsets, locs, got):
+        canvas = np.zeros((*frame, 1), np.uint8)
+        canvas[:28, :28] = image[: frame[0], : frame[1]]
+        painted = translate(canvas, *offset)
+        expected = numpy_sensor.glimpse(numpy_sensor.prepare(painted), tuple(loc))
+        np.testing.assert_allclose(glimpse, expected, atol=1e-6)

@@ -231,3 +231,32 @@ def test_compiled_whole_batch_glimpse_equals_eager(world_kwargs):
         assert torch.equal(a["glimpse"], b["glimpse"]) and torch.equal(ra, rb)
     with pytest.raises(ValueError, match="compile='yes'"):
         gym.make_vec("GlimpseMNIST-v0", num_envs=2, compile="yes", **world_kwargs("GlimpseMNIST-v0"))
+
+
+@pytest.mark.parametrize("env_id", ["GlimpseMNIST-v0", "GlimpseTranslatedMNIST-v0"])
+def test_batched_shift_equals_single_env_shift(env_id, world_kwargs):
+    """Pinned shifts: the batched env (reading through the sensor's offset) equals single envs (moving the image),
+    glimpses, coverage and renders; drawn shifts are seeded and within bounds."""
+    kwargs = dict(world_kwargs(env_id), shift=3)
+    batched = gym.make_vec(env_id, num_envs=B, render_mode="rgb_array", **kwargs)
+    singles = [gym.make(env_id, render_mode="rgb_array", **kwargs) for _ in range(B)]
+    rng = np.random.default_rng(0)
+    index, shift = rng.integers(0, 100, B), rng.integers(-3, 4, (B, 2))
+    obs, _ = batched.reset(options={"index": index, "shift": shift})
+    expected = [env.reset(options={"index": int(i), "shift": tuple(s)})[0] for env, i, s in zip(singles, index, shift)]
+    assert_obs_equal(obs, {k: np.stack([o[k] for o in expected]) for k in expected[0]})
+    for frame, env in zip(batched.render(), singles):
+        np.testing.assert_array_equal(frame, env.render())
+    for t in range(batched.world.n_glimpses):
+        actions = rng.uniform(-1, 1, (B, batched.single_action_space.shape[0])).astype(np.float32)
+        obs, _, done, _, info = batched.step(torch.from_numpy(actions))
+        steps = [env.step(a) for env, a in zip(singles, actions)]
+        final = obs if t + 1 < batched.world.n_glimpses else info["final_obs"]
+        assert_obs_equal(final, {k: np.stack([s[0][k] for s in steps]) for k in steps[0][0]})
+    np.testing.assert_allclose(as_numpy(info["final_info"]["pixels_seen"]), [s[4]["pixels_seen"] for s in steps])
+    batched.reset(seed=4)
+    first = batched.unwrapped.shift.clone()
+    batched.reset(seed=4)
+    assert torch.equal(batched.unwrapped.shift, first) and int(first.abs().max()) <= 3
+    with pytest.raises(ValueError, match=r"options\['shift'\] is not allowed: use 5 pairs"):
+        batched.reset(options={"shift": np.full((B, 2), 4)})
