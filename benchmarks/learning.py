@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every update budget")
     parser.add_argument("--policies", nargs="+", default=["learned", "random"], choices=["learned", "random"],
                         help="RAM's learned locations and/or the random-location baseline")
+    parser.add_argument("--mc", type=int, default=1,
+                        help="also test with M sampled location sets averaged (Monte Carlo), besides the mean path")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/learning")
@@ -51,10 +53,15 @@ def main() -> None:
             trainer = Trainer(config, f"{args.out}/{name}-{policy}")
             trainer.run(progress=False)
             result = evaluate(trainer.agent, config, trainer.device, split=split)
+            wall = time.perf_counter() - start
             results[policy] = result["accuracy"]
+            sampled = ""
+            if args.mc > 1:
+                accuracy = evaluate(trainer.agent, config, trainer.device, split=split, mc=args.mc)["accuracy"]
+                sampled = f"test_accuracy_mc{args.mc}={accuracy:.4f} "
             print(f"learning world={env_id} agent=ram policy={policy} test_accuracy={result['accuracy']:.4f} "
-                  f"pixels_seen={result['pixels_seen']:.3f} updates={steps} episodes={steps * 128} "
-                  f"wall_s={time.perf_counter() - start:.0f}", flush=True)
+                  f"{sampled}pixels_seen={result['pixels_seen']:.3f} updates={steps} episodes={steps * 128} "
+                  f"wall_s={wall:.0f}", flush=True)
         if len(results) < 2:
             continue
         print(f"learning world={env_id} gap_ram_minus_random={100 * (results['learned'] - results['random']):+.1f} "
