@@ -6,8 +6,8 @@ On a GPU (when present) also batch 1024.
 
 It also prints the arithmetic ceiling of this machine for the same model: the step's matrix-multiply FLOPs per
 image (counted by ``torch.utils.flop_counter``, forward and backward) against the float32 rate measured here for
-a matrix product of the model's own shape (batch x hidden x hidden). No implementation of this model can train
-faster than that ceiling on this CPU, whatever the glimpse world costs.
+a matrix product of the model's own shape (batch x hidden x hidden). No float32 implementation of this model
+trains faster than that ceiling on this CPU, whatever the glimpse world costs.
 
     python benchmarks/train_speed.py [--updates 60] [--repeats 3]
 """
