@@ -21,15 +21,15 @@ MNIST_DIR = str(Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist"
 # 8,000 training digits overfit within minutes: training worlds move each episode's image by up to 2 pixels
 # (the worlds' ``shift`` augmentation); tests always read the images as they are.
 T10K = dict(data_dir=MNIST_DIR, split="t10k-train", download=False, shift=2)
-# A GRU core on the 60x60 worlds: with the paper's ReLU RNN the state grows along the episode and pushes the
-# location head's tanh into saturation late in an episode (translated, 3,000 updates: RNN 90.15 %, GRU 96.1 %).
-# MNIST and house numbers keep the RNN they were measured with (GRU not measured there yet).
+# A GRU core: with the paper's ReLU RNN the state grows along the episode and pushes the location head's tanh
+# into saturation late in an episode (3,000 updates: translated RNN 90.15 % -> GRU 96.1 %, house numbers
+# 88.2 % -> 98.3 %). MNIST keeps the RNN it was measured with (GRU not measured there yet).
 OPTIMISER = dict(lr=1e-3, lr_final=1e-4)
 WORLDS = {  # name: (env id, env kwargs, eval split, updates at scale 1, extra config)
     "mnist": ("GlimpseMNIST-v0", T10K, "t10k-test", 6000, dict(OPTIMISER, core="rnn")),
     "translated": ("GlimpseTranslatedMNIST-v0", T10K, "t10k-test", 3000, dict(OPTIMISER, core="gru")),
     "cluttered": ("GlimpseClutteredMNIST-v0", T10K, "t10k-test", 3000, dict(OPTIMISER, core="gru")),
-    "house": ("GlimpseHouseNumbers-v0", dict(size=60_000, shift=2), "test", 3000, dict(OPTIMISER, core="rnn")),
+    "house": ("GlimpseHouseNumbers-v0", dict(size=60_000, shift=2), "test", 3000, dict(OPTIMISER, core="gru")),
 }
 
 
