@@ -210,9 +210,20 @@ class TorchSensor:
     def __init__(self, patch: int, scales: int, scale_factor: int = 2, device: str | torch.device = "cpu") -> None:
         self.geometry = GlimpseGeometry(patch, scales, scale_factor)
         self.device = torch.device(device)
-        self._steps = torch.as_tensor(self.geometry.steps(), device=self.device)
+        self._steps = torch.as_tensor(self.geometry.steps(), device=self.device)[None, :, None, :]  # (1, S, 1, p+1)
+        self._half = torch.as_tensor(self.geometry.sizes / 2.0 - 0.5, device=self.device)[None, :, None]  # (1, S, 1)
         area = torch.as_tensor(self.geometry.factors, dtype=torch.float64, device=self.device) ** 2
         self._area = area[None, :, None, None, None]
+        self._frames: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _frame_constants(self, frame: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(W / 2, H / 2)`` (float64) and ``(W, H)`` (int64, shaped to clip block edges) of an ``H x W`` frame,
+        made once per frame size."""
+        if frame not in self._frames:
+            height, width = frame
+            self._frames[frame] = (torch.tensor([width / 2.0, height / 2.0], dtype=torch.float64, device=self.device),
+                                   torch.tensor([[width], [height]], device=self.device))
+        return self._frames[frame]
 
     def prepare(self, images: torch.Tensor) -> SensorState:
         """Integral images of ``(N, H, W, C)`` images, as a flat ``(N, C, (H+1)*(W+1))`` table on the device.
@@ -240,24 +251,27 @@ class TorchSensor:
         does not depend on the canvas size.
         """
         table, height, width = state.table, state.height, state.width
-        loc = loc.to(device=self.device, dtype=torch.float64)
         frame = frame or (height, width)
-        x0, y0 = self.geometry.corners(loc, *frame)
-        xe = x0.long()[..., None] + self._steps  # (B, S, p+1) column edges
-        ye = y0.long()[..., None] + self._steps
+        # The corner rule of GlimpseGeometry.corners, for x and y at once (the same float64 operations):
+        # (B, 1, 2) centres in pixels minus each scale's half size, floored; then the p + 1 block edges.
+        scale, frame_limit = self._frame_constants(frame)
+        corner = _floor((loc.to(device=self.device, dtype=torch.float64)[:, None, :] + 1.0) * scale
+                        - self._half).long()  # (B, S, 2)
+        edges = corner[..., None] + self._steps  # (B, S, 2, p+1): x edges, then y edges
         if offset is not None:  # edges clipped to the frame (zero outside it), then moved into the image
-            offset = offset.to(self.device).long()
-            xe = xe.clip_(0, frame[1]) - offset[:, 0:1, None]
-            ye = ye.clip_(0, frame[0]) - offset[:, 1:2, None]
-        xe, ye = xe.clip_(0, width), ye.clip_(0, height)
+            edges = torch.minimum(edges.clamp_(min=0), frame_limit) - offset.to(self.device).long()[:, None, :, None]
+        edges = torch.minimum(edges.clamp_(min=0), self._frame_constants((height, width))[1])
         batch, channels, length = loc.shape[0], table.shape[1], table.shape[2]
         if index is None:
             index = torch.arange(batch, device=self.device)
-        channel = torch.arange(channels, device=self.device) * length
-        rows = (index.to(self.device).long() * (channels * length))[:, None, None, None] \
-            + channel[None, None, :, None] + ye[:, :, None, :] * (width + 1)  # (B, S, C, p+1)
-        corner = torch.take(table, rows[..., :, None] + xe[:, :, None, None, :])  # (B, S, C, p+1, p+1)
-        across = corner[..., 1:] - corner[..., :-1]
+        # Flat table position of each (image, channel, row edge); add the column edge for each corner.
+        rows = (index.to(self.device).long() * (channels * length))[:, None, None] + edges[:, :, 1] * (width + 1)
+        if channels > 1:
+            rows = rows[:, :, None, :] + torch.arange(0, channels * length, length, device=self.device)[:, None]
+        else:
+            rows = rows[:, :, None, :]  # (B, S, C, p+1)
+        values = torch.take(table, rows[..., :, None] + edges[:, :, None, None, 0, :])  # (B, S, C, p+1, p+1)
+        across = values[..., 1:] - values[..., :-1]
         sums = across[..., 1:, :] - across[..., :-1, :]
         if table.dtype == torch.float64:  # float images: float sums, clamp rounding
             return (sums / state.divisor).to(torch.float32).clamp_(0.0, 1.0)
