@@ -65,8 +65,9 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             continue
         flag = "--" + item.name.replace("_", "-")
         hint = hints[item.name]
-        if item.name == "env_kwargs":
-            parser.add_argument(flag, type=json.loads, default=None, help="JSON object of env options")
+        if item.name in ("env_kwargs", "eval_env_kwargs"):
+            parser.add_argument(flag, type=json.loads, default=None, help="JSON object of env options" + (
+                " replacing --env-kwargs in tests" if item.name == "eval_env_kwargs" else ""))
         elif hint is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         else:

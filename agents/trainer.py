@@ -55,6 +55,7 @@ class TrainConfig:
     env: str = "GlimpseMNIST-v0"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     eval_split: str = "test"
+    eval_env_kwargs: dict[str, Any] = field(default_factory=dict)  # replace env_kwargs in tests (e.g. size)
     policy: str = "learned"  # "random" / "center": the location baselines (classifier and core still learn)
     steps: int = 2000  # updates; each is one episode of every env in the batch
     batch: int = 128
@@ -94,16 +95,23 @@ class TrainConfig:
         if not 0.0 <= self.dropout < 1.0 or not self.weight_decay >= 0.0:
             raise ValueError(f"dropout={self.dropout!r} / weight_decay={self.weight_decay!r} are not allowed: "
                              "use 0 <= dropout < 1 and weight_decay >= 0")
-        if not isinstance(self.env_kwargs, dict):
-            raise ValueError(f"env_kwargs={self.env_kwargs!r} is not allowed: use a dict (JSON object)")
-        if self.env_kwargs.get("action_mode", "continuous") != "continuous":
-            raise ValueError("env_kwargs action_mode must be 'continuous' for RAM (location + scores every step)")
+        for name in ("env_kwargs", "eval_env_kwargs"):
+            value = getattr(self, name)
+            if not isinstance(value, dict):
+                raise ValueError(f"{name}={value!r} is not allowed: use a dict (JSON object)")
+            if value.get("action_mode", "continuous") != "continuous":
+                raise ValueError(f"{name} action_mode must be 'continuous' for RAM (location + scores every step)")
         return self
 
 
 def _world(config: TrainConfig, device: torch.device, num_envs: int, **overrides: Any) -> gym.vector.VectorEnv:
     kwargs = {**config.env_kwargs, "action_mode": "continuous", "start": "center", **overrides}
     return gym.make_vec(config.env, num_envs=num_envs, device=device, compile=config.compile, **kwargs)
+
+
+def _test_kwargs(config: TrainConfig, split: str) -> dict[str, Any]:
+    """The world options of a test on ``split``: ``eval_env_kwargs`` over ``env_kwargs``, no augmentation."""
+    return {**config.env_kwargs, **config.eval_env_kwargs, "split": split, "order": "sequential", "shift": 0}
 
 
 class Trainer:
@@ -240,7 +248,8 @@ class Trainer:
 @torch.no_grad()
 def evaluate(agent: RAM, config: TrainConfig, device: torch.device, split: str = "test", mc: int = 1,
              limit: int | None = None) -> dict[str, float]:
-    """Accuracy and mean pixels seen over every image of ``split`` once (the first ``limit`` if given).
+    """Accuracy and mean pixels seen over every image of ``split`` once (the first ``limit`` if given), in the
+    world of ``env_kwargs`` with ``eval_env_kwargs`` over them and no ``shift``.
 
     ``mc=1``: the location head's mean, no sampling. ``mc=M``: M runs with sampled locations, class
     probabilities averaged.
@@ -248,11 +257,11 @@ def evaluate(agent: RAM, config: TrainConfig, device: torch.device, split: str =
     check_int("mc", mc, 1)
     agent.eval()
     world_options = PRESETS[config.env][1]
-    size = len(make_dataset(config.env, **{k: v for k, v in {**config.env_kwargs, "split": split}.items()
-                                           if k in world_options}))
+    kwargs = _test_kwargs(config, split)
+    size = len(make_dataset(config.env, **{k: v for k, v in kwargs.items() if k in world_options}))
     total = size if limit is None else min(limit, size)
     batch = min(config.eval_batch, total)
-    envs = _world(config, device, batch, split=split, order="sequential", shift=0)  # no augmentation in tests
+    envs = _world(config, device, batch, **kwargs)
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed + 7)
     correct, seen, counted = 0, 0.0, 0
@@ -277,7 +286,7 @@ def trace(agent: RAM, config: TrainConfig, device: torch.device, split: str = "t
     """The first ``examples`` images of ``split``, with where the agent looked (``locs``: (n, T, 2)), what it
     answered and the truth: the material of glimpse pictures."""
     agent.eval()
-    envs = _world(config, device, examples, split=split, order="sequential", shift=0)
+    envs = _world(config, device, examples, **_test_kwargs(config, split))
     obs, _ = envs.reset(options={"index": torch.arange(examples, device=device)})
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed + 7)

@@ -47,6 +47,17 @@ def test_training_worlds_shift_and_evaluation_does_not(config, tmp_path):
     assert scores[0] == scores[1]
 
 
+def test_eval_env_kwargs_replace_the_training_world_in_tests(config, tmp_path):
+    """A cluttered world trained on 3 canvases per digit is tested on one canvas per test digit."""
+    config = TrainConfig(**{**config.__dict__, "env": "GlimpseClutteredMNIST-v0",
+                            "env_kwargs": {**config.env_kwargs, "size": 1500}, "eval_env_kwargs": {"size": 400}})
+    trainer = Trainer(config, tmp_path / "run")
+    assert len(trainer.envs.dataset) == 1500
+    assert evaluate(trainer.agent, config, trainer.device, split="t10k-test")["images"] == 400
+    plain = TrainConfig(**{**config.__dict__, "eval_env_kwargs": {}})
+    assert evaluate(trainer.agent, plain, trainer.device, split="t10k-test")["images"] == 1500
+
+
 @pytest.mark.parametrize("policy", ["random", "center"])
 def test_location_baselines_train_only_classifier_and_core(config, tmp_path, policy):
     config.policy = policy
@@ -161,6 +172,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     (dict(dropout=1.5), "dropout=1.5"), (dict(weight_decay=-1.0), "weight_decay=-1.0"), (dict(std=0.0), "std=0.0"),
     (dict(policy="greedy"), "policy='greedy'"), (dict(batch=0), "batch=0"), (dict(env="CartPole-v1"), "CartPole"),
     (dict(env_kwargs={"action_mode": "discrete"}), "action_mode must be 'continuous'"),
+    (dict(eval_env_kwargs=["size", 3]), r"eval_env_kwargs=\['size', 3\] is not allowed"),
 ])
 def test_bad_training_options_are_named(config, changes, match):
     with pytest.raises(ValueError, match=match):
