@@ -18,10 +18,12 @@ import torch
 from torch.nn import functional as F
 
 from activevision.agents.ram import RAM
+from activevision.checks import check_choice
 
-__all__ = ["POLICIES", "Episode", "rollout", "hybrid_loss"]
+__all__ = ["POLICIES", "CLASSIFY_STEPS", "Episode", "rollout", "hybrid_loss"]
 
 POLICIES = ("learned", "random", "center")  # the learned Gaussian policy, or the two baselines
+CLASSIFY_STEPS = ("last", "all")  # cross-entropy of the last scores (the RAM paper) or of every step's scores
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Episode:
     entropies: torch.Tensor  # (T-1, B)
     baselines: torch.Tensor  # (T-1, B)
     logits: torch.Tensor  # (B, K): the last class scores
+    step_logits: torch.Tensor  # (T, B, K): the class scores after every glimpse (the last one included)
     reward: torch.Tensor  # (B,): 1 for a right last answer
     labels: torch.Tensor  # (B,): from the world's final info
     pixels_seen: torch.Tensor  # (B,)
@@ -60,11 +63,12 @@ def rollout(agent: RAM, envs, obs: dict[str, torch.Tensor], *, policy: str = "le
     batch = envs.num_envs
     device = obs["glimpse"].device
     state = agent.initial_state(batch, device)
-    log_probs, entropies, baselines = [], [], []
+    log_probs, entropies, baselines, step_logits = [], [], [], []
     for t in range(envs.world.n_glimpses):
         if locations is not None:
             locations.append(obs["loc"])
         state, logits, mean, baseline = step(obs["glimpse"], obs["loc"], state)
+        step_logits.append(logits)
         if policy == "learned":
             if deterministic:
                 loc = mean.detach()
@@ -88,6 +92,7 @@ def rollout(agent: RAM, envs, obs: dict[str, torch.Tensor], *, policy: str = "le
         entropies=stack(entropies) if entropies else zeros,
         baselines=stack(baselines),
         logits=logits,
+        step_logits=torch.stack(step_logits),
         reward=reward.float(),
         labels=info["final_info"]["label"],
         pixels_seen=info["final_info"]["pixels_seen"].float(),
@@ -95,9 +100,19 @@ def rollout(agent: RAM, envs, obs: dict[str, torch.Tensor], *, policy: str = "le
     return episode, obs
 
 
-def hybrid_loss(episode: Episode, entropy_coef: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
-    """Cross-entropy + REINFORCE with baseline + baseline MSE - entropy bonus; and its parts for logging."""
-    classify = F.cross_entropy(episode.logits, episode.labels)
+def hybrid_loss(episode: Episode, entropy_coef: float = 0.0,
+                classify_steps: str = "last") -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy + REINFORCE with baseline + baseline MSE - entropy bonus; and its parts for logging.
+
+    ``classify_steps="all"``: the cross-entropy is averaged over the scores after every glimpse, not only the last
+    (the reward stays the last answer's).
+    """
+    check_choice("classify_steps", classify_steps, CLASSIFY_STEPS)
+    if classify_steps == "all":
+        steps = len(episode.step_logits)
+        classify = F.cross_entropy(episode.step_logits.flatten(0, 1), episode.labels.repeat(steps))
+    else:
+        classify = F.cross_entropy(episode.logits, episode.labels)
     reward = episode.reward[None, :].expand_as(episode.baselines)
     advantage = (reward - episode.baselines).detach()
     reinforce = -(episode.log_probs * advantage).sum(0).mean()

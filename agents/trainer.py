@@ -26,7 +26,7 @@ from tqdm import tqdm
 import activevision  # noqa: F401  (registers the ids)
 from activevision.agents.modules import COMBINES, CORES, WHATS
 from activevision.agents.ram import RAM
-from activevision.agents.reinforce import POLICIES, hybrid_loss, rollout
+from activevision.agents.reinforce import CLASSIFY_STEPS, POLICIES, hybrid_loss, rollout
 from activevision.checks import check_choice, check_int
 from activevision.data.files import atomic_write
 from activevision.envs.presets import PRESETS, make_dataset
@@ -71,6 +71,7 @@ class TrainConfig:
     std: float = 0.17
     std_final: float | None = None  # linear anneal of the location std to this value when set
     entropy: float = 0.0
+    classify_steps: str = "last"  # "all": cross-entropy on the scores after every glimpse, averaged
     weight_decay: float = 0.0  # AdamW's decoupled weight decay
     dropout: float = 0.0  # on the state, before the classifier
     clip: float = 5.0
@@ -85,7 +86,8 @@ class TrainConfig:
             raise ValueError(f"agent={self.agent!r} is not allowed: choose 'ram'")
         if self.env not in activevision.ENV_IDS:
             raise ValueError(f"env={self.env!r} is not allowed: choose one of {sorted(activevision.ENV_IDS)}")
-        for name, allowed in {"policy": POLICIES, "core": CORES, "combine": COMBINES, "what": WHATS}.items():
+        for name, allowed in {"policy": POLICIES, "core": CORES, "combine": COMBINES, "what": WHATS,
+                              "classify_steps": CLASSIFY_STEPS}.items():
             check_choice(name, getattr(self, name), allowed)
         for name in ("steps", "batch", "hidden", "glimpse_hidden", "eval_every", "eval_batch", "checkpoint_every"):
             check_int(name, getattr(self, name), 1)
@@ -203,7 +205,7 @@ class Trainer:
         self.agent.train()
         episode, _ = rollout(self.agent, self.envs, obs, policy=config.policy, std=self.std(),
                              generator=self.generator, step=self.step)
-        loss, parts = hybrid_loss(episode, config.entropy)
+        loss, parts = hybrid_loss(episode, config.entropy, config.classify_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr()
         self.optimizer.zero_grad(set_to_none=True)

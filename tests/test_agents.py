@@ -47,6 +47,36 @@ def test_training_worlds_shift_and_evaluation_does_not(config, tmp_path):
     assert scores[0] == scores[1]
 
 
+def test_classify_steps_all_averages_every_steps_cross_entropy():
+    """classify_steps="all": the classifier term is the mean over glimpses of each step's cross-entropy; "last"
+    (the paper's) uses the last scores only; anything else is refused by name."""
+    from torch.nn import functional as F
+
+    from activevision.agents.reinforce import Episode, hybrid_loss
+
+    generator = torch.Generator().manual_seed(0)
+    steps, batch = 4, 5
+    step_logits = torch.randn(steps, batch, 10, generator=generator)
+    labels = torch.randint(10, (batch,), generator=generator)
+    zeros = torch.zeros(steps - 1, batch)
+    episode = Episode(log_probs=zeros, entropies=zeros, baselines=zeros, logits=step_logits[-1],
+                      step_logits=step_logits, reward=torch.ones(batch), labels=labels, pixels_seen=torch.ones(batch))
+    by_hand = np.mean([F.cross_entropy(step_logits[t], labels).item() for t in range(steps)])
+    assert hybrid_loss(episode, classify_steps="all")[1]["classify"] == pytest.approx(by_hand, rel=1e-6)
+    last = F.cross_entropy(step_logits[-1], labels).item()
+    assert hybrid_loss(episode)[1]["classify"] == pytest.approx(last, rel=1e-6) and abs(last - by_hand) > 1e-3
+    with pytest.raises(ValueError, match="classify_steps='first'"):
+        hybrid_loss(episode, classify_steps="first")
+
+
+def test_trainer_passes_classify_steps(config, tmp_path):
+    """Same seed, same first episode: only the classifier term differs between the two settings."""
+    parts = {steps: Trainer(TrainConfig(**{**config.__dict__, "classify_steps": steps}), tmp_path / steps).train_step()
+             for steps in ("last", "all")}
+    assert parts["last"]["reinforce"] == parts["all"]["reinforce"]
+    assert parts["last"]["classify"] != parts["all"]["classify"]
+
+
 def test_eval_env_kwargs_replace_the_training_world_in_tests(config, tmp_path):
     """A cluttered world trained on 3 canvases per digit is tested on one canvas per test digit."""
     config = TrainConfig(**{**config.__dict__, "env": "GlimpseClutteredMNIST-v0",
@@ -173,6 +203,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     (dict(policy="greedy"), "policy='greedy'"), (dict(batch=0), "batch=0"), (dict(env="CartPole-v1"), "CartPole"),
     (dict(env_kwargs={"action_mode": "discrete"}), "action_mode must be 'continuous'"),
     (dict(eval_env_kwargs=["size", 3]), r"eval_env_kwargs=\['size', 3\] is not allowed"),
+    (dict(classify_steps="every"), "classify_steps='every'"),
 ])
 def test_bad_training_options_are_named(config, changes, match):
     with pytest.raises(ValueError, match=match):
