@@ -56,8 +56,9 @@ class GlimpseGeometry:
     def corners(self, loc: Any, height: int, width: int) -> tuple[Any, Any]:
         """Top-left pixel ``(x0, y0)`` of every scale's patch, each of shape ``(..., scales)``.
 
-        Works on numpy arrays and torch tensors alike (operators only), so both backends share one rule.
-        ``loc`` is float64 of shape ``(..., 2)``.
+        Works on numpy arrays and torch tensors alike (operators only). The definition of where a patch sits:
+        ``boxes`` and the reference glimpse use it; the sensors apply the same float64 operations in their own
+        shapes (``tests/test_sensor.py`` checks all against it). ``loc`` is float64 of shape ``(..., 2)``.
         """
         half = self.sizes / 2.0 - 0.5
         if isinstance(loc, torch.Tensor):

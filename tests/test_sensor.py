@@ -29,6 +29,8 @@ def independent_reference(image: np.ndarray, loc: np.ndarray, patch: int, scales
 
 
 SPECIAL = np.array([[0, 0], [-1, -1], [1, 1], [-1, 1], [1, -1], [0, -1], [1, 0], [0.999, -0.999], [0.03125, 0.5]])
+# Centres on whole and half pixels of a 28-pixel side, where the floor of the corner rule decides.
+SPECIAL = np.concatenate([SPECIAL, np.stack([np.arange(-14, 11, 4), np.arange(-13, 14, 4) + 0.5], 1) / 14.0])
 
 
 @pytest.mark.parametrize("shape,dtype,patch,scales,factor", [
