@@ -18,7 +18,7 @@ from activevision.render import to_rgb8
 
 __all__ = ["main"]
 
-DEMO_STEPS = 1500  # updates per agent in `make demo`: about 2.5 minutes each on 2 CPU cores
+DEMO_STEPS = 1500  # updates per agent in `make demo`: about 2 minutes each on 2 CPU cores
 DEMO_WORLD = {"size": 30_000}  # images per split of the synthetic world (tested on the first 10,000 test images)
 DEMO_CORE = "gru"  # bounded state: measured 83.5 % vs the ReLU RNN's 71.4 % at this budget (README, learning)
 
