@@ -265,12 +265,9 @@ class TorchSensor:
         batch, channels, length = loc.shape[0], table.shape[1], table.shape[2]
         if index is None:
             index = torch.arange(batch, device=self.device)
-        # Flat table position of each (image, channel, row edge); add the column edge for each corner.
+        # Flat table position of each (image, channel, row edge), (B, S, C, p+1); add the column edge per corner.
         rows = (index.to(self.device).long() * (channels * length))[:, None, None] + edges[:, :, 1] * (width + 1)
-        if channels > 1:
-            rows = rows[:, :, None, :] + torch.arange(0, channels * length, length, device=self.device)[:, None]
-        else:
-            rows = rows[:, :, None, :]  # (B, S, C, p+1)
+        rows = rows[:, :, None, :] + torch.arange(0, channels * length, length, device=self.device)[:, None]
         values = torch.take(table, rows[..., :, None] + edges[:, :, None, None, 0, :])  # (B, S, C, p+1, p+1)
         across = values[..., 1:] - values[..., :-1]
         sums = across[..., 1:, :] - across[..., :-1, :]

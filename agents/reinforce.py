@@ -33,11 +33,15 @@ class Episode:
     log_probs: torch.Tensor  # (T-1, B): log-density of each sampled location that chose a glimpse
     entropies: torch.Tensor  # (T-1, B)
     baselines: torch.Tensor  # (T-1, B)
-    logits: torch.Tensor  # (B, K): the last class scores
-    step_logits: torch.Tensor  # (T, B, K): the class scores after every glimpse (the last one included)
+    step_logits: torch.Tensor  # (T, B, K): the class scores after every glimpse
     reward: torch.Tensor  # (B,): 1 for a right last answer
     labels: torch.Tensor  # (B,): from the world's final info
     pixels_seen: torch.Tensor  # (B,)
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """(B, K): the last class scores, the answer the reward judged."""
+        return self.step_logits[-1]
 
 
 def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:
@@ -91,7 +95,6 @@ def rollout(agent: RAM, envs, obs: dict[str, torch.Tensor], *, policy: str = "le
         log_probs=stack(log_probs) if log_probs else zeros,
         entropies=stack(entropies) if entropies else zeros,
         baselines=stack(baselines),
-        logits=logits,
         step_logits=torch.stack(step_logits),
         reward=reward.float(),
         labels=info["final_info"]["label"],

@@ -59,8 +59,8 @@ def test_classify_steps_all_averages_every_steps_cross_entropy():
     step_logits = torch.randn(steps, batch, 10, generator=generator)
     labels = torch.randint(10, (batch,), generator=generator)
     zeros = torch.zeros(steps - 1, batch)
-    episode = Episode(log_probs=zeros, entropies=zeros, baselines=zeros, logits=step_logits[-1],
-                      step_logits=step_logits, reward=torch.ones(batch), labels=labels, pixels_seen=torch.ones(batch))
+    episode = Episode(log_probs=zeros, entropies=zeros, baselines=zeros, step_logits=step_logits,
+                      reward=torch.ones(batch), labels=labels, pixels_seen=torch.ones(batch))
     by_hand = np.mean([F.cross_entropy(step_logits[t], labels).item() for t in range(steps)])
     assert hybrid_loss(episode, classify_steps="all")[1]["classify"] == pytest.approx(by_hand, rel=1e-6)
     last = F.cross_entropy(step_logits[-1], labels).item()
