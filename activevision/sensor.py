@@ -23,7 +23,7 @@ import torch
 
 from activevision.checks import check_int
 
-__all__ = ["GlimpseGeometry", "NumpySensor", "SensorState", "TorchSensor", "context_image", "integral_image",
+__all__ = ["GlimpseGeometry", "NumpySensor", "SensorState", "TorchSensor", "area_weights", "context_batch", "context_image", "integral_image",
            "reference_glimpse", "translate"]
 
 
@@ -108,11 +108,45 @@ def reference_glimpse(image: np.ndarray, loc: tuple[float, float], geometry: Gli
     return np.stack(out).astype(np.float32)
 
 
+def area_weights(n_in: int, n_out: int, shift: int = 0) -> np.ndarray:
+    """``(n_out, n_in)`` weights of area averaging along one axis: row ``i`` holds how much of output cell
+    ``[i r, (i + 1) r)`` (``r = n_in / n_out``) each input pixel covers, divided by ``r`` (OpenCV's INTER_AREA
+    when shrinking). With ``shift`` the input is first moved ``shift`` pixels forward, zero fill (``translate``)."""
+    if not 1 <= n_out <= n_in:
+        raise ValueError(f"context size {n_out} is not allowed for a side of {n_in} pixels: use 1 <= size <= {n_in}")
+    edges = np.arange(n_out + 1) * (n_in / n_out)
+    pixels = np.arange(n_in)
+    overlap = np.clip(np.minimum(edges[1:, None], pixels + 1) - np.maximum(edges[:-1, None], pixels), 0.0, None)
+    weights = overlap * (n_out / n_in)
+    moved = np.zeros_like(weights)  # out[:, p] = weights[:, p + shift]: the pixel that lands at p + shift
+    if abs(shift) < n_in:
+        moved[:, max(-shift, 0) : n_in - max(shift, 0)] = weights[:, max(shift, 0) : n_in + min(shift, 0)]
+    return moved
+
+
 def context_image(image: np.ndarray, size: int) -> np.ndarray:
-    """The whole ``H x W x C`` image area-averaged (OpenCV INTER_AREA) to ``(C, size, size)`` float32 in [0, 1]."""
-    values = image.astype(np.float32) * np.float32(1.0 / 255.0 if image.dtype == np.uint8 else 1.0)
-    small = cv2.resize(values, (size, size), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(small.reshape(size, size, image.shape[2]).transpose(2, 0, 1))
+    """The whole ``H x W x C`` image area-averaged to ``(C, size, size)`` float32 in [0, 1] (``area_weights``
+    on each axis; equal to OpenCV's INTER_AREA, which ``tests/test_sensor.py`` checks)."""
+    height, width = image.shape[:2]
+    values = image.astype(np.float64) * (1.0 / 255.0 if image.dtype == np.uint8 else 1.0)
+    small = np.einsum("sh,hwc,tw->cst", area_weights(height, size), values, area_weights(width, size))
+    return np.ascontiguousarray(small, dtype=np.float32)
+
+
+def context_batch(images: torch.Tensor, size: int, shift: torch.Tensor | None = None,
+                  limit: int = 0) -> torch.Tensor:
+    """``context_image`` of a batch ``(n, H, W, C)`` at once (any device), each image first moved by its
+    ``shift`` row ``(dx, dy)`` with ``|dx|, |dy| <= limit``: ``(n, C, size, size)`` float32."""
+    _, height, width, _ = images.shape
+    device = images.device
+    rows = torch.as_tensor(np.stack([area_weights(height, size, d) for d in range(-limit, limit + 1)]),
+                           dtype=torch.float32, device=device)
+    cols = torch.as_tensor(np.stack([area_weights(width, size, d) for d in range(-limit, limit + 1)]),
+                           dtype=torch.float32, device=device)
+    if shift is None:
+        shift = torch.zeros((len(images), 2), dtype=torch.long, device=device)
+    values = images.float() * (1.0 / 255.0 if images.dtype == torch.uint8 else 1.0)
+    return torch.einsum("nsh,nhwc,ntw->ncst", rows[shift[:, 1] + limit], values, cols[shift[:, 0] + limit])
 
 
 def translate(image: np.ndarray, dx: int, dy: int) -> np.ndarray:

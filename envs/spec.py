@@ -63,9 +63,9 @@ class WorldSpec:
         if shift >= min(height, width):
             raise ValueError(f"shift={shift} is not allowed for {height}x{width} images: use 0 <= shift < "
                              f"{min(height, width)}")
-        if shift and context_size is not None:
-            raise ValueError(f"shift={shift} with context_size={context_size} is not allowed: the context is "
-                             "computed once per image, so use shift=0 with a context")
+        if context_size is not None and _check_int("context_size", context_size, 1) > min(height, width):
+            raise ValueError(f"context_size={context_size} is not allowed for {height}x{width} images: use "
+                             f"1 <= context_size <= {min(height, width)} (the context shrinks the whole image)")
         return cls(
             geometry=geometry, height=height, width=width, channels=channels,
             num_classes=int(dataset.num_classes),

@@ -21,7 +21,7 @@ from activevision.data.base import ImageDataset
 from activevision.envs import rules
 from activevision.envs.spec import WorldSpec
 from activevision.render import draw_glimpses
-from activevision.sensor import SensorState, TorchSensor, context_image, translate
+from activevision.sensor import SensorState, TorchSensor, context_batch, translate
 
 __all__ = ["GlimpseVectorEnv"]
 
@@ -79,10 +79,6 @@ class GlimpseVectorEnv(VectorEnv):
             images, labels = dataset.arrays()
         self.images = torch.as_tensor(images, device=self.device)  # on the device once, uint8 stays uint8
         self.labels = torch.as_tensor(labels, dtype=torch.long, device=self.device)
-        self.contexts = None
-        if world.context_size is not None:  # fixed per image: computed once, with the single env's function
-            self.contexts = torch.as_tensor(np.stack([context_image(image, world.context_size) for image in images]),
-                                            device=self.device)
         self._cells = torch.as_tensor(rules.grid_centres(world.grid), device=self.device)
 
         n = self.num_envs
@@ -95,6 +91,9 @@ class GlimpseVectorEnv(VectorEnv):
         self.locs = torch.zeros((n, world.n_glimpses, 2), dtype=torch.float32, device=self.device)
         self.shift = torch.zeros((n, 2), dtype=torch.long, device=self.device)  # (dx, dy) of each env's image
         self.glimpse = torch.zeros((n, *self.single_observation_space["glimpse"].shape), device=self.device)
+        self.context = None  # with context_size: each env's image (at its shift) area-averaged, made at reset
+        if world.context_size is not None:
+            self.context = torch.zeros((n, *self.single_observation_space["context"].shape), device=self.device)
         self._next_index = self._arange % len(dataset)
         self._needs_reset = torch.zeros(n, dtype=torch.bool, device=self.device)
         if not isinstance(compile, bool):
@@ -232,13 +231,12 @@ class GlimpseVectorEnv(VectorEnv):
         return self.sensor.glimpse(self._state, loc.double(), index)
 
     def memory_bytes(self) -> dict[str, int]:
-        """Device memory of the shared dataset (images, integral images, labels, contexts) and per env."""
-        shared = [self.images, self.labels, self._state.table] + ([self.contexts] if self.contexts is not None
-                                                                   else [])
+        """Device memory of the shared dataset (images, integral images, labels) and per env."""
+        shared = [self.images, self.labels, self._state.table]
         if self._sparse:
             shared += [self._piece, self._offset]
         per_env = [self.index, self.label, self.steps, self.glimpses, self.locs, self.shift, self.glimpse,
-                   self._next_index, self._needs_reset]
+                   self._next_index, self._needs_reset] + ([self.context] if self.context is not None else [])
         size = lambda tensors: sum(t.numel() * t.element_size() for t in tensors)  # noqa: E731
         return {"dataset": size(shared), "per_env": size(per_env) // self.num_envs}
 
@@ -261,6 +259,11 @@ class GlimpseVectorEnv(VectorEnv):
             limit = self.world.shift
             self.shift[ids] = torch.randint(-limit, limit + 1, (len(ids), 2), generator=self._generator,
                                             device=self.device)
+        if self.context is not None:  # replaced, never written in place (observations already returned stay)
+            context = self.context.clone() if len(ids) < self.num_envs else torch.empty_like(self.context)
+            context[ids] = context_batch(self.images[index], self.world.context_size, self.shift[ids],
+                                         self.world.shift)
+            self.context = context
         if len(ids) == self.num_envs:
             ids = self._arange  # lets _look take its whole-batch path
         if self.world.start == "center":
@@ -291,8 +294,8 @@ class GlimpseVectorEnv(VectorEnv):
             "loc": self.locs[self._arange, self.glimpses - 1],
             "t": (self.glimpses.float() / self.world.n_glimpses)[:, None],
         }
-        if self.contexts is not None:
-            obs["context"] = self.contexts[self.index]
+        if self.context is not None:
+            obs["context"] = self.context
         return obs
 
     def _final_info(self, last: torch.Tensor, prediction: torch.Tensor, correct: torch.Tensor) -> dict:

@@ -336,7 +336,7 @@ def test_shift_draws_are_seeded_and_bounded(world_kwargs):
 @pytest.mark.parametrize("kwargs,options,match", [
     (dict(shift=-1), None, "shift=-1"),
     (dict(shift=28), None, r"shift=28 is not allowed for 28x28 images: use 0 <= shift < 28"),
-    (dict(shift=2, context_size=8), None, "shift=2 with context_size=8 is not allowed"),
+    (dict(context_size=29), None, r"context_size=29 is not allowed for 28x28 images: use 1 <= context_size <= 28"),
     (dict(shift=2), {"shift": (3, 0)}, r"options\['shift'\]=\(3, 0\) is not allowed: .*\[-2, 2\]"),
     (dict(shift=2), {"shift": (0.5, 0)}, r"options\['shift'\]"),
     (dict(), {"shift": (1, 0)}, r"\[-0, 0\]"),

@@ -123,3 +123,24 @@ def test_offset_read_equals_the_painted_frame(frame):
         painted = translate(canvas, *offset)
         expected = numpy_sensor.glimpse(numpy_sensor.prepare(painted), tuple(loc))
         np.testing.assert_allclose(glimpse, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,size", [((28, 28, 1), 16), ((28, 28, 1), 12), ((60, 60, 1), 7), ((54, 64, 3), 16),
+                                        ((32, 32, 3), 32)])
+def test_context_equals_opencv_area_resize_and_batch_backend(shape, size):
+    """The context (area weights per axis) is OpenCV's INTER_AREA shrink; the batched torch context of each image
+    at its shift equals the numpy context of the moved image."""
+    import cv2
+
+    from activevision.sensor import context_batch, context_image, translate
+
+    rng = np.random.default_rng(size)
+    images = rng.integers(0, 256, (4, *shape), dtype=np.uint8)
+    opencv = cv2.resize(images[0].astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(context_image(images[0], size), opencv.reshape(size, size, -1).transpose(2, 0, 1),
+                               atol=1e-6)
+    shifts = np.array([[0, 0], [3, -2], [-3, 3], [1, 0]])
+    batch = context_batch(torch.as_tensor(images), size, torch.as_tensor(shifts), limit=3).numpy()
+    expected = np.stack([context_image(translate(image, *d), size) for image, d in zip(images, shifts)])
+    np.testing.assert_allclose(batch, expected, atol=1e-6)
+    assert not np.allclose(expected[1], context_image(images[1], size))  # the shift did move the picture

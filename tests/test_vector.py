@@ -85,6 +85,28 @@ def test_batched_equals_sync_vector_of_single_envs(env_id, mode, autoreset, worl
     assert ends >= 2 * B  # several episodes per env were compared
 
 
+def test_context_of_shifted_images_equals_single_env(world_kwargs):
+    """With shift and context_size, each env's context is its image at its shift, area-averaged: as the single env
+    shows it for the same image and shift; a later autoreset makes the new episodes' contexts."""
+    options = dict(world_kwargs("GlimpseHouseNumbers-v0"), context_size=8, shift=3, n_glimpses=2)
+    batched = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=B, device="cpu", **options)
+    single = gym.make("GlimpseHouseNumbers-v0", **options)
+    shifts = np.array([[3, -2], [0, 0], [-3, 3], [1, -1]])[np.arange(B) % 4]
+    obs, _ = batched.reset(options={"index": np.arange(B), "shift": shifts})
+    for j in range(B):
+        theirs, _ = single.reset(options={"index": j, "shift": tuple(shifts[j])})
+        np.testing.assert_allclose(obs["context"][j].numpy(), theirs["context"], atol=1e-6)
+    first = obs["context"].clone()
+    actions = torch.zeros((B, *batched.single_action_space.shape))
+    for _ in range(2):
+        obs, *_, info = batched.step(actions)
+    assert torch.equal(info["final_obs"]["context"], first)  # kept while the episode lasted
+    for j in range(B):  # the new episodes: drawn shifts, the next images of each sweep
+        shift = tuple(batched.unwrapped.shift[j].tolist())
+        theirs, _ = single.reset(options={"index": int(info["index"][j]), "shift": shift})
+        np.testing.assert_allclose(obs["context"][j].numpy(), theirs["context"], atol=1e-6)
+
+
 def test_huge_blank_canvas_is_read_from_the_digit(mnist_dir):
     """A 4096 x 4096 translated world: canvases are never painted, glimpses equal those of painted canvases."""
     from activevision.data import MNIST, TranslatedDataset
