@@ -59,7 +59,7 @@ def demo(out: Path, steps: int, seed: int, quiet: bool = False) -> None:
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     """One typed ``--option`` per TrainConfig field (``--env-kwargs`` takes JSON)."""
-    from activevision.agents.trainer import TrainConfig
+    from activevision.agents.trainer import AGENT_DEFAULTS, TrainConfig
 
     hints = typing.get_type_hints(TrainConfig)
     for item in dataclasses.fields(TrainConfig):
@@ -74,7 +74,10 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         else:
             kind = next(t for t in (int, float, str) if t in (hint, *typing.get_args(hint)))
-            parser.add_argument(flag, type=kind, default=None, help=f"default {item.default!r}")
+            per_agent = ", ".join(f"{agent} {defaults[item.name]!r}" for agent, defaults in AGENT_DEFAULTS.items()
+                                  if item.name in defaults)
+            parser.add_argument(flag, type=kind, default=None,
+                                help=f"default {per_agent}" if per_agent else f"default {item.default!r}")
 
 
 def train(args: argparse.Namespace) -> None:
@@ -149,7 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     demo_parser.add_argument("--seed", type=int, default=0)
     demo_parser.add_argument("--quiet", action="store_true")
     train_parser = commands.add_parser("train", help="train an agent on a glimpse world (REINFORCE)")
-    train_parser.add_argument("agent", choices=["ram"])
+    from activevision.agents.trainer import AGENTS
+
+    train_parser.add_argument("agent", choices=AGENTS, help="ram: recurrent attention model; gam: glimpse "
+                                                            "attention model (transformer + context network)")
     train_parser.add_argument("--out", type=Path, help="run folder (config, checkpoints, logs)")
     train_parser.add_argument("--resume", type=Path, help="continue the run in this folder")
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -27,8 +27,9 @@ class RAM(nn.Module):
         self.dropout = nn.Dropout(dropout)  # regularises the classifier (active in training only)
         self.baseline = Baseline(hidden)
 
-    def initial_state(self, batch: int, device: torch.device) -> State:
-        return self.core.initial(batch, device)
+    def initial_state(self, obs: dict[str, torch.Tensor]) -> State:
+        """The state before the first glimpse (zeros) for the batch of ``obs``."""
+        return self.core.initial(obs["glimpse"].shape[0], obs["glimpse"].device)
 
     def forward(self, glimpse: torch.Tensor, loc: torch.Tensor,
                 state: State) -> tuple[State, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -15,9 +15,9 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
-from activevision.agents.ram import RAM
 from activevision.checks import check_choice
 
 __all__ = ["POLICIES", "CLASSIFY_STEPS", "Episode", "rollout", "hybrid_loss"]
@@ -54,10 +54,12 @@ def gaussian_entropy(std: float, dims: int = 2) -> float:
     return dims * (0.5 + 0.5 * math.log(2 * math.pi) + math.log(std))
 
 
-def rollout(agent: RAM, envs, obs: dict[str, torch.Tensor], *, policy: str = "learned", std: float = 0.1,
+def rollout(agent: nn.Module, envs, obs: dict[str, torch.Tensor], *, policy: str = "learned", std: float = 0.1,
             deterministic: bool = False, generator: torch.Generator | None = None,
             step=None, locations: list | None = None) -> tuple[Episode, dict]:
-    """Run one episode of every env (all start together and last T steps: the continuous action mode).
+    """Run one episode of every env (all start together and last T steps: the continuous action mode) with an
+    agent of the RAM step interface (``RAM``, ``GAM``): ``initial_state(obs)`` and
+    ``agent(glimpse, loc, state) -> (state, class scores, next location's mean, baseline)``.
 
     ``step`` is the agent's per-step function (``agent`` itself, or a compiled version of it); ``locations``,
     if given, receives where each glimpse was taken. Returns the episode and the observation that starts the
@@ -66,7 +68,7 @@ def rollout(agent: RAM, envs, obs: dict[str, torch.Tensor], *, policy: str = "le
     step = agent if step is None else step
     batch = envs.num_envs
     device = obs["glimpse"].device
-    state = agent.initial_state(batch, device)
+    state = agent.initial_state(obs)
     log_probs, entropies, baselines, step_logits = [], [], [], []
     for t in range(envs.world.n_glimpses):
         if locations is not None:

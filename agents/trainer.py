@@ -24,6 +24,9 @@ import torch
 from tqdm import tqdm
 
 import activevision  # noqa: F401  (registers the ids)
+from torch import nn
+
+from activevision.agents.gam import GAM
 from activevision.agents.modules import COMBINES, CORES, WHATS
 from activevision.agents.ram import RAM
 from activevision.agents.reinforce import CLASSIFY_STEPS, POLICIES, hybrid_loss, rollout
@@ -31,7 +34,17 @@ from activevision.checks import check_choice, check_int
 from activevision.data.files import atomic_write
 from activevision.envs.presets import PRESETS, make_dataset
 
-__all__ = ["TrainConfig", "Trainer", "evaluate", "trace", "load_run", "resolve_device"]
+__all__ = ["AGENTS", "AGENT_DEFAULTS", "TrainConfig", "Trainer", "make_agent", "evaluate", "trace", "load_run",
+           "resolve_device"]
+
+AGENTS = ("ram", "gam")
+# Settings left at None take their agent's default: RAM's from Mnih et al. 2014 (hidden 256), GAM's from the
+# glimpse attention paper (width 64, lr 1e-4, conv "what" net combined by product with "where").
+AGENT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ram": dict(hidden=256, glimpse_hidden=128, lr=1e-3, combine="add", what="mlp"),
+    "gam": dict(hidden=64, glimpse_hidden=64, lr=1e-4, combine="mul", what="conv"),
+}
+GAM_CONTEXT_SIZE = 12  # the context GAM asks of a world whose env_kwargs name no context_size
 
 
 def resolve_device(device: str) -> torch.device:
@@ -61,13 +74,15 @@ class TrainConfig:
     batch: int = 128
     seed: int = 0
     device: str = "auto"
-    lr: float = 1e-3
+    lr: float | None = None  # None: the agent's default (AGENT_DEFAULTS), likewise below
     lr_final: float | None = None  # cosine decay to this rate when set
-    hidden: int = 256
-    glimpse_hidden: int = 128
-    core: str = "rnn"
-    combine: str = "add"
-    what: str = "mlp"
+    hidden: int | None = None
+    glimpse_hidden: int | None = None
+    core: str = "rnn"  # RAM's recurrent core
+    combine: str | None = None
+    what: str | None = None
+    layers: int = 1  # GAM: encoder and decoder layers
+    heads: int = 4  # GAM: attention heads
     std: float = 0.17
     std_final: float | None = None  # linear anneal of the location std to this value when set
     entropy: float = 0.0
@@ -81,15 +96,18 @@ class TrainConfig:
     compile: bool = False
 
     def check(self) -> "TrainConfig":
-        """Raise a ValueError naming any bad value and what is allowed."""
-        if self.agent != "ram":
-            raise ValueError(f"agent={self.agent!r} is not allowed: choose 'ram'")
+        """Fill the agent's defaults; raise a ValueError naming any bad value and what is allowed."""
+        check_choice("agent", self.agent, AGENTS)
+        for name, value in AGENT_DEFAULTS[self.agent].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         if self.env not in activevision.ENV_IDS:
             raise ValueError(f"env={self.env!r} is not allowed: choose one of {sorted(activevision.ENV_IDS)}")
         for name, allowed in {"policy": POLICIES, "core": CORES, "combine": COMBINES, "what": WHATS,
                               "classify_steps": CLASSIFY_STEPS}.items():
             check_choice(name, getattr(self, name), allowed)
-        for name in ("steps", "batch", "hidden", "glimpse_hidden", "eval_every", "eval_batch", "checkpoint_every"):
+        for name in ("steps", "batch", "hidden", "glimpse_hidden", "layers", "heads", "eval_every", "eval_batch",
+                     "checkpoint_every"):
             check_int(name, getattr(self, name), 1)
         for name in ("lr", "std", "clip"):
             if not getattr(self, name) > 0:
@@ -102,7 +120,13 @@ class TrainConfig:
             if not isinstance(value, dict):
                 raise ValueError(f"{name}={value!r} is not allowed: use a dict (JSON object)")
             if value.get("action_mode", "continuous") != "continuous":
-                raise ValueError(f"{name} action_mode must be 'continuous' for RAM (location + scores every step)")
+                raise ValueError(f"{name} action_mode must be 'continuous' for {self.agent} (location + scores "
+                                 "every step)")
+        if self.agent == "gam":
+            if self.compile:
+                raise ValueError("compile=True is not allowed for gam (its caches grow every step): use it with ram")
+            if self.env_kwargs.get("context_size") is None:
+                self.env_kwargs = {**self.env_kwargs, "context_size": GAM_CONTEXT_SIZE}
         return self
 
 
@@ -116,6 +140,16 @@ def _test_kwargs(config: TrainConfig, split: str) -> dict[str, Any]:
     return {**config.env_kwargs, **config.eval_env_kwargs, "split": split, "order": "sequential", "shift": 0}
 
 
+def make_agent(config: TrainConfig, observation_space: gym.spaces.Dict, num_classes: int) -> nn.Module:
+    """The agent ``config`` names, for a world of this observation space and number of classes."""
+    config.check()
+    if config.agent == "gam":
+        return GAM(observation_space, num_classes, config.hidden, config.glimpse_hidden, config.layers, config.heads,
+                   config.combine, config.what, config.dropout)
+    return RAM(observation_space, num_classes, config.hidden, config.glimpse_hidden, config.core, config.combine,
+               config.what, config.dropout)
+
+
 class Trainer:
     """Trains an agent with REINFORCE on a batched world; ``run()`` until ``config.steps`` updates."""
 
@@ -125,13 +159,8 @@ class Trainer:
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         self.envs = _world(config, self.device, config.batch)
-        self.agent = RAM(self.envs.single_observation_space, self.envs.world.num_classes, config.hidden,
-                         config.glimpse_hidden, config.core, config.combine, config.what,
-                         config.dropout).to(self.device)
-        if config.what == "conv":  # materialise the lazy layer before the optimizer sees the parameters
-            self.agent.glimpse_net(torch.zeros((1, *self.envs.single_observation_space["glimpse"].shape),
-                                               device=self.device), torch.zeros((1, 2), device=self.device))
-            torch.manual_seed(config.seed)  # the same draws whether or not a lazy layer was made
+        self.agent = make_agent(config, self.envs.single_observation_space, self.envs.world.num_classes)
+        self.agent.to(self.device)
         # fused: one kernel updates every parameter (fewer ops; on this CPU within noise of the per-tensor loop)
         self.optimizer = torch.optim.AdamW(self.agent.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                            fused=self.device.type in ("cpu", "cuda"))
@@ -248,7 +277,7 @@ class Trainer:
 
 
 @torch.no_grad()
-def evaluate(agent: RAM, config: TrainConfig, device: torch.device, split: str = "test", mc: int = 1,
+def evaluate(agent: nn.Module, config: TrainConfig, device: torch.device, split: str = "test", mc: int = 1,
              limit: int | None = None) -> dict[str, float]:
     """Accuracy and mean pixels seen over every image of ``split`` once (the first ``limit`` if given), in the
     world of ``env_kwargs`` with ``eval_env_kwargs`` over them and no ``shift``.
@@ -283,7 +312,7 @@ def evaluate(agent: RAM, config: TrainConfig, device: torch.device, split: str =
 
 
 @torch.no_grad()
-def trace(agent: RAM, config: TrainConfig, device: torch.device, split: str = "test",
+def trace(agent: nn.Module, config: TrainConfig, device: torch.device, split: str = "test",
           examples: int = 8) -> dict[str, Any]:
     """The first ``examples`` images of ``split``, with where the agent looked (``locs``: (n, T, 2)), what it
     answered and the truth: the material of glimpse pictures."""
@@ -301,7 +330,7 @@ def trace(agent: RAM, config: TrainConfig, device: torch.device, split: str = "t
             "boxes_of": envs.world.geometry.boxes}
 
 
-def load_run(out: str | os.PathLike, device: str = "auto") -> tuple[TrainConfig, RAM, torch.device]:
+def load_run(out: str | os.PathLike, device: str = "auto") -> tuple[TrainConfig, nn.Module, torch.device]:
     """The config and trained agent of a run folder."""
     trainer = Trainer.resume(out, device=device)
     return trainer.config, trainer.agent, trainer.device
