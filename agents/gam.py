@@ -200,6 +200,11 @@ class GAM(nn.Module):
         return GAMState(steps=0, encoder=[None] * len(self.encoder), decoder=decoder, memory=memory,
                         baseline=context.new_zeros(batch, self.hidden), first_mean=mean[:, 0])
 
+    def first(self, state: GAMState) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean of the first location (the start token's output: from the context alone) and its baseline
+        (before any glimpse: the baseline network's bias), for worlds whose start is "choose"."""
+        return state.first_mean, self.baseline_head(state.baseline).squeeze(-1)
+
     def forward(self, glimpse: torch.Tensor, loc: torch.Tensor,
                 state: GAMState) -> tuple[GAMState, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Take in the newest glimpse (at ``loc``): the new state, class scores, the next location's mean and the

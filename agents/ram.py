@@ -31,6 +31,12 @@ class RAM(nn.Module):
         """The state before the first glimpse (zeros) for the batch of ``obs``."""
         return self.core.initial(obs["glimpse"].shape[0], obs["glimpse"].device)
 
+    def first(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and baseline of the first location, from the state before any glimpse (worlds whose start is
+        "choose")."""
+        h = state[0] if isinstance(state, tuple) else state
+        return self.locator(h), self.baseline(h)
+
     def forward(self, glimpse: torch.Tensor, loc: torch.Tensor,
                 state: State) -> tuple[State, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Take in the newest glimpse (at ``loc``): the new recurrent state, class scores, the mean of the next

@@ -30,9 +30,9 @@ CLASSIFY_STEPS = ("last", "all")  # cross-entropy of the last scores (the RAM pa
 class Episode:
     """What one batched episode leaves for the loss (time first, batch second)."""
 
-    log_probs: torch.Tensor  # (T-1, B): log-density of each sampled location that chose a glimpse
-    entropies: torch.Tensor  # (T-1, B)
-    baselines: torch.Tensor  # (T-1, B)
+    log_probs: torch.Tensor  # (L, B): log-density of each sampled location that chose a glimpse (L = T - 1, or T
+    entropies: torch.Tensor  # (L, B)                      with the world's start "choose": the agent places all T)
+    baselines: torch.Tensor  # (L, B)
     step_logits: torch.Tensor  # (T, B, K): the class scores after every glimpse
     reward: torch.Tensor  # (B,): 1 for a right last answer
     labels: torch.Tensor  # (B,): from the world's final info
@@ -58,7 +58,8 @@ def rollout(agent: nn.Module, envs, obs: dict[str, torch.Tensor], *, policy: str
             deterministic: bool = False, generator: torch.Generator | None = None,
             step=None, locations: list | None = None) -> tuple[Episode, dict]:
     """Run one episode of every env (all start together and last T steps: the continuous action mode) with an
-    agent of the RAM step interface (``RAM``, ``GAM``): ``initial_state(obs)`` and
+    agent of the RAM step interface (``RAM``, ``GAM``): ``initial_state(obs)``, ``first(state) -> (mean,
+    baseline)`` of the first location (used when the world's ``start`` is "choose") and
     ``agent(glimpse, loc, state) -> (state, class scores, next location's mean, baseline)``.
 
     ``step`` is the agent's per-step function (``agent`` itself, or a compiled version of it); ``locations``,
@@ -70,11 +71,9 @@ def rollout(agent: nn.Module, envs, obs: dict[str, torch.Tensor], *, policy: str
     device = obs["glimpse"].device
     state = agent.initial_state(obs)
     log_probs, entropies, baselines, step_logits = [], [], [], []
-    for t in range(envs.world.n_glimpses):
-        if locations is not None:
-            locations.append(obs["loc"])
-        state, logits, mean, baseline = step(obs["glimpse"], obs["loc"], state)
-        step_logits.append(logits)
+
+    def act(mean: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
+        """The next location: sampled around ``mean`` (or the mean itself, or a baseline policy's choice)."""
         if policy == "learned":
             if deterministic:
                 loc = mean.detach()
@@ -88,6 +87,17 @@ def rollout(agent: nn.Module, envs, obs: dict[str, torch.Tensor], *, policy: str
         else:
             loc = torch.zeros((batch, 2), device=device)
         baselines.append(baseline)
+        return loc
+
+    if envs.world.start == "choose":  # no glimpse yet: the agent places the first one too (scores unused)
+        loc = act(*agent.first(state))
+        obs, *_ = envs.step(torch.cat([loc, torch.zeros((batch, envs.world.num_classes), device=device)], dim=1))
+    for t in range(envs.world.n_glimpses):
+        if locations is not None:
+            locations.append(obs["loc"])
+        state, logits, mean, baseline = step(obs["glimpse"], obs["loc"], state)
+        step_logits.append(logits)
+        loc = act(mean, baseline)
         obs, reward, terminated, truncated, info = envs.step(torch.cat([loc, logits.detach()], dim=1))
     if not bool(terminated.all()):
         raise RuntimeError("the world's episodes did not all end after n_glimpses steps: use action_mode='continuous'")

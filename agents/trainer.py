@@ -131,7 +131,7 @@ class TrainConfig:
 
 
 def _world(config: TrainConfig, device: torch.device, num_envs: int, **overrides: Any) -> gym.vector.VectorEnv:
-    kwargs = {**config.env_kwargs, "action_mode": "continuous", "start": "center", **overrides}
+    kwargs = {**config.env_kwargs, "action_mode": "continuous", **overrides}
     return gym.make_vec(config.env, num_envs=num_envs, device=device, compile=config.compile, **kwargs)
 
 

@@ -38,7 +38,8 @@ class GlimpseEnv(gym.Env):
         grid: discrete grid cells per side (default: finest patches needed to tile the image side).
         glimpse_cost: discrete mode, subtracted from the reward for every glimpse taken by a step.
         reward_mode: continuous mode, "final" (1 for a right last answer) or "dense" (1/T per right step).
-        start: first glimpse at the "center" or at a "random" location.
+        start: first glimpse at the "center" or at a "random" location, or "choose": no glimpse at reset (a blank
+            one, loc (0, 0), t 0), the first action's location takes it (continuous mode: T + 1 steps).
         context_size: if set, observations also hold the whole image area-averaged to this size.
         order: "random" (seeded draws) or "sequential" (image ``i``, then ``i + stride``, ... from
             ``reset(options={"index": i})``, 0 by default): for sweeps that see every image once.
@@ -97,9 +98,10 @@ class GlimpseEnv(gym.Env):
             image = translate(image, *shift)
         self._image, self._index = image, int(index)
         self._state = self.sensor.prepare(image)
+        loc = None  # start "choose": the first action places the first glimpse
         if self.world.start == "center":
             loc = (0.0, 0.0)
-        else:
+        elif self.world.start == "random":
             loc = tuple(self.np_random.uniform(-1.0, 1.0, 2).tolist())
         self._context = None
         if self.context_size is not None:
@@ -108,7 +110,10 @@ class GlimpseEnv(gym.Env):
         self._locs = []
         self._seen = np.zeros((self.height, self.width), dtype=bool)
         self._active = True
-        self._look(loc)
+        if loc is None:
+            self._glimpse = np.zeros(self.observation_space["glimpse"].shape, dtype=np.float32)
+        else:
+            self._look(loc)
         return self._observation(), {"index": self._index}
 
     def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
@@ -122,7 +127,7 @@ class GlimpseEnv(gym.Env):
         self._steps += 1
         prediction = int(action[2:].argmax())
         correct = prediction == self._label
-        last = rules.continuous_step(self._steps, self.n_glimpses)
+        last = rules.continuous_step(self._steps, self.n_glimpses, self.world.start == "choose")
         reward = float(rules.continuous_reward(correct, last, self.world.reward_mode, self.n_glimpses))
         if not last:
             x, y = float(action[0]), float(action[1])
@@ -167,7 +172,7 @@ class GlimpseEnv(gym.Env):
         """
         obs = {
             "glimpse": self._glimpse.copy() if repeat else self._glimpse,
-            "loc": np.array(self._locs[-1], dtype=np.float32),
+            "loc": np.array(self._locs[-1] if self._locs else (0.0, 0.0), dtype=np.float32),
             "t": np.array([len(self._locs) / self.n_glimpses], dtype=np.float32),
         }
         if self._context is not None:
@@ -210,6 +215,6 @@ class GlimpseEnv(gym.Env):
             return None
         if self._state is None:
             raise ResetNeeded("render() was called before reset(): call reset() first")
-        boxes = self.sensor.geometry.boxes(np.array(self._locs[-1]), self.height, self.width)
+        boxes = self.sensor.geometry.boxes(np.array(self._locs[-1]), self.height, self.width) if self._locs else ()
         centres = [((x + 1.0) * self.width / 2.0, (y + 1.0) * self.height / 2.0) for x, y in self._locs]
         return draw_glimpses(self._image, boxes, centres)

@@ -16,7 +16,7 @@ __all__ = ["ACTION_MODES", "REWARD_MODES", "STARTS", "ORDERS", "default_grid", "
 
 ACTION_MODES = ("continuous", "discrete")
 REWARD_MODES = ("final", "dense")
-STARTS = ("center", "random")
+STARTS = ("center", "random", "choose")  # choose: no glimpse at reset, the first action places it
 ORDERS = ("random", "sequential")  # how reset picks images: seeded draws, or index + stride per episode
 
 
@@ -33,12 +33,13 @@ def grid_centres(grid: int) -> np.ndarray:
     return np.stack([xs.ravel(), ys.ravel()], axis=1)
 
 
-def continuous_step(steps: Any, n_glimpses: int) -> Any:
+def continuous_step(steps: Any, n_glimpses: int, chosen_start: bool = False) -> Any:
     """Continuous mode, after the step counter was advanced: does this step end the episode?
 
-    The first glimpse is taken at reset; steps 1 .. T-1 take glimpses 2 .. T; step T gives the last answer.
+    The first glimpse is taken at reset; steps 1 .. T-1 take glimpses 2 .. T; step T gives the last answer. With
+    ``chosen_start`` (start "choose") the reset takes none: steps 1 .. T take glimpses 1 .. T, step T + 1 answers.
     """
-    return steps >= n_glimpses
+    return steps >= n_glimpses + int(chosen_start)
 
 
 def discrete_step(action: Any, cells: int, glimpses: Any, n_glimpses: int) -> tuple[Any, Any, Any, Any]:

@@ -152,7 +152,7 @@ class GlimpseVectorEnv(VectorEnv):
         self.steps += 1 if resetting is None else ~resetting
         if world.action_mode == "continuous":
             prediction = actions[:, 2:].argmax(1)
-            last = rules.continuous_step(self.steps, world.n_glimpses)
+            last = rules.continuous_step(self.steps, world.n_glimpses, world.start == "choose")
             glimpsed = ~last
             loc = actions[:, :2].clamp(-1.0, 1.0)
         else:
@@ -197,7 +197,7 @@ class GlimpseVectorEnv(VectorEnv):
         for env in range(min(4, self.num_envs)):
             count = int(self.glimpses[env])
             locs = self.locs[env, :count].double().cpu().numpy()
-            boxes = self.world.geometry.boxes(locs[-1], height, width)
+            boxes = self.world.geometry.boxes(locs[-1], height, width) if count else ()
             centres = [((x + 1.0) * width / 2.0, (y + 1.0) * height / 2.0) for x, y in locs.tolist()]
             index = int(self.index[env])
             image = self.dataset.canvas_of(index) if self._sparse else self.images[index].cpu().numpy()
@@ -266,6 +266,11 @@ class GlimpseVectorEnv(VectorEnv):
             self.context = context
         if len(ids) == self.num_envs:
             ids = self._arange  # lets _look take its whole-batch path
+        if self.world.start == "choose":  # no glimpse yet: a blank one (replaced, never written in place)
+            glimpse = torch.zeros_like(self.glimpse) if len(ids) == self.num_envs else self.glimpse.clone()
+            glimpse[ids] = 0.0
+            self.glimpse = glimpse
+            return
         if self.world.start == "center":
             loc = torch.zeros((len(ids), 2), device=self.device)
         else:
@@ -291,7 +296,7 @@ class GlimpseVectorEnv(VectorEnv):
     def _observation(self) -> dict[str, torch.Tensor]:
         obs = {
             "glimpse": self.glimpse,  # replaced after every glimpse, never written in place
-            "loc": self.locs[self._arange, self.glimpses - 1],
+            "loc": self.locs[self._arange, (self.glimpses - 1).clamp(min=0)] * (self.glimpses > 0)[:, None],
             "t": (self.glimpses.float() / self.world.n_glimpses)[:, None],
         }
         if self.context is not None:

@@ -37,6 +37,32 @@ def test_gymnasium_checker_passes_without_warnings(env_id, mode, world_kwargs):
         check_env(env.unwrapped)
         plain = gym.make(env_id, action_mode=mode, **world_kwargs(env_id))
         check_env(plain.unwrapped, skip_render_check=True)
+        chosen = gym.make(env_id, action_mode=mode, render_mode="rgb_array", start="choose", **world_kwargs(env_id))
+        check_env(chosen.unwrapped)
+
+
+@pytest.mark.parametrize("mode", ["continuous", "discrete"])
+def test_start_choose_lets_the_first_action_place_the_first_glimpse(mode, world_kwargs):
+    """start="choose": the reset shows a blank glimpse at loc (0, 0), t 0; the first action takes glimpse 1 where
+    it says; the continuous episode lasts T + 1 steps (T glimpses, then the answer)."""
+    env = gym.make("GlimpseMNIST-v0", action_mode=mode, start="choose", **world_kwargs("GlimpseMNIST-v0"))
+    centre = gym.make("GlimpseMNIST-v0", action_mode=mode, **world_kwargs("GlimpseMNIST-v0"))
+    obs, _ = env.reset(seed=0, options={"index": 3})
+    assert not obs["glimpse"].any() and not obs["loc"].any() and obs["t"][0] == 0.0
+    first, _ = centre.reset(seed=0, options={"index": 3})
+    if mode == "continuous":
+        action = np.zeros(env.action_space.shape, dtype=np.float32)  # centre
+        obs, *_ = env.step(action)
+        np.testing.assert_array_equal(obs["glimpse"], first["glimpse"])  # the centre start's first glimpse
+        steps, done = 1, False
+        while not done:
+            obs, reward, done, _, info = env.step(action)
+            steps += 1
+        assert steps == env.unwrapped.n_glimpses + 1 and info["glimpses"] == env.unwrapped.n_glimpses
+    else:
+        obs, *_ = env.step(0)  # cell 0: the top-left one
+        assert obs["t"][0] == 1 / env.unwrapped.n_glimpses
+        np.testing.assert_allclose(obs["loc"], rules.grid_centres(env.unwrapped.grid)[0], atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["continuous", "discrete"])

@@ -55,11 +55,12 @@ def random_actions(space_single, rng, steps):
     return rng.uniform(-1.3, 1.3, (steps, B, space_single.shape[0])).astype(np.float32)
 
 
+@pytest.mark.parametrize("start", ["center", "choose"])
 @pytest.mark.parametrize("autoreset", ["SameStep", "NextStep"])
 @pytest.mark.parametrize("mode", ["continuous", "discrete"])
 @pytest.mark.parametrize("env_id", ["GlimpseMNIST-v0", "GlimpseHouseNumbers-v0", "GlimpseTranslatedMNIST-v0"])
-def test_batched_equals_sync_vector_of_single_envs(env_id, mode, autoreset, world_kwargs):
-    options = dict(world_kwargs(env_id), action_mode=mode, order="sequential")
+def test_batched_equals_sync_vector_of_single_envs(env_id, mode, autoreset, start, world_kwargs):
+    options = dict(world_kwargs(env_id), action_mode=mode, order="sequential", start=start)
     if env_id == "GlimpseHouseNumbers-v0":
         options["context_size"] = 8
     batched = gym.make_vec(env_id, num_envs=B, autoreset_mode=autoreset, device="cpu", **options)
