@@ -10,6 +10,9 @@ the per-image work once per episode (or once per dataset) so that a glimpse cost
 whatever the image size: numpy builds per-scale block means of the padded image and reads a strided slice
 (fewest Python-level operations, for a fast single env); torch builds exact int64 integral images and reads
 four corners per block (one batched gather for thousands of envs). ``tests/test_sensor.py`` proves they agree.
+
+The context (the whole image area-averaged to ``size x size``) is one pair of per-axis weight matrices
+(``area_weights``), applied by numpy for one image and by torch for a batch, each image at its own shift.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ import torch
 
 from activevision.checks import check_int
 
-__all__ = ["GlimpseGeometry", "NumpySensor", "SensorState", "TorchSensor", "area_weights", "context_batch", "context_image", "integral_image",
-           "reference_glimpse", "translate"]
+__all__ = ["GlimpseGeometry", "NumpySensor", "SensorState", "TorchSensor", "area_weights", "context_batch",
+           "context_image", "integral_image", "reference_glimpse", "translate"]
 
 
 @dataclass(frozen=True)

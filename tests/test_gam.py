@@ -120,7 +120,7 @@ def test_gam_defaults_checkpoint_and_resume_equals_uninterrupted(config, tmp_pat
         assert torch.equal(value, resumed.agent.state_dict()[key]), key
 
 
-def test_cli_train_eval_render_gam(mnist_dir, tmp_path, capsys):
+def test_cli_train_eval_render_gam(mnist_dir, svhn_dir, tmp_path, capsys):
     out = tmp_path / "gam"
     kwargs = f'{{"data_dir": "{mnist_dir}", "split": "t10k-train", "download": false, "context_size": 14}}'
     main(["train", "gam", "--env", "GlimpseMNIST-v0", "--env-kwargs", kwargs, "--eval-split", "t10k-test",
@@ -134,6 +134,10 @@ def test_cli_train_eval_render_gam(mnist_dir, tmp_path, capsys):
     main(["render", str(out), "--split", "t10k-test", "--examples", "2", "--out", str(tmp_path / "g.png"),
           "--device", "cpu"])
     assert (tmp_path / "g.png").is_file()
+    svhn = f'{{"data_dir": "{svhn_dir}", "download": false}}'  # files in the real SVHN .mat layout
+    main(["train", "gam", "--env", "GlimpseSVHN-v0", "--env-kwargs", svhn, "--steps", "2", "--batch", "8",
+          "--eval-batch", "30", "--device", "cpu", "--out", str(tmp_path / "svhn"), "--quiet"])
+    assert "gam on GlimpseSVHN-v0 (learned locations), 2 updates: test accuracy" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("changes,match", [
