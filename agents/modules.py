@@ -15,7 +15,8 @@ from torch import nn
 
 from activevision.checks import check_choice as _choice
 
-__all__ = ["GlimpseNetwork", "Core", "LocationHead", "Classifier", "Baseline", "CORES", "COMBINES", "WHATS"]
+__all__ = ["Standardised", "GlimpseNetwork", "Core", "LocationHead", "Classifier", "Baseline", "CORES", "COMBINES",
+           "WHATS"]
 
 CORES = ("rnn", "gru", "lstm")
 COMBINES = ("add", "mul")
@@ -24,19 +25,21 @@ WHATS = ("mlp", "conv")
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
-class _Standardised(nn.Module):
-    """The flattened glimpse twice: normalised on its own (LayerNorm: shape, free of colour and brightness) and
-    raw, centred (absolute intensity). Raw pixels alone were measured not to learn colour worlds at all (large
-    constant offsets over hundreds of inputs); the normalised part alone is blind to brightness (a uniform
+class Standardised(nn.Module):
+    """Pixels reshaped to ``shape`` (e.g. ``(size,)`` flat for an MLP, ``(channels, h, w)`` for a conv net) and
+    given twice along the first axis: normalised per example (LayerNorm: shape, free of colour and brightness)
+    and raw, centred (absolute intensity). Raw pixels alone were measured not to learn colour worlds at all
+    (large constant offsets over hundreds of inputs); the normalised part alone is blind to brightness (a uniform
     bright patch and a uniform dark one both normalise to zeros)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, shape: tuple[int, ...]) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(size)
+        self.shape = tuple(shape)
+        self.norm = nn.LayerNorm(self.shape)
 
-    def forward(self, glimpse: torch.Tensor) -> torch.Tensor:
-        flat = glimpse.flatten(1)
-        return torch.cat([self.norm(flat), flat - 0.5], dim=1)
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = pixels.reshape(len(pixels), *self.shape)
+        return torch.cat([self.norm(x), x - 0.5], dim=1)
 
 
 class GlimpseNetwork(nn.Module):
@@ -49,15 +52,21 @@ class GlimpseNetwork(nn.Module):
         scales, channels, patch, _ = glimpse_shape
         if _choice("what", what, WHATS) == "mlp":
             size = scales * channels * patch * patch
-            self.what = nn.Sequential(_Standardised(size), nn.Linear(2 * size, what_hidden), nn.ReLU())
+            self.what = nn.Sequential(Standardised((size,)), nn.Linear(2 * size, what_hidden), nn.ReLU())
         else:  # scales stacked as channels; three convs (the first strided: 1.2x faster on CPU than the second)
             side = (patch + 1) // 2
             self.what = nn.Sequential(
-                nn.Flatten(1, 2),
-                nn.Conv2d(scales * channels, 16, 3, stride=2, padding=1), nn.ReLU(),
+                Standardised((scales * channels, patch, patch)),
+                nn.Conv2d(2 * scales * channels, 16, 3, stride=2, padding=1), nn.ReLU(),
                 nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
                 nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
                 nn.Flatten(), nn.Linear(32 * side * side, what_hidden), nn.ReLU())
+            # He init: with PyTorch's default each layer shrank the signal ~2.5x and "where" drowned "what" (RAM,
+            # conv, house numbers, 300 updates: 10 % -> 57 % test accuracy).
+            for layer in self.what:
+                if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                    nn.init.zeros_(layer.bias)
         self.where = nn.Sequential(nn.Linear(2, where_hidden), nn.ReLU())
         self.what_out = nn.Linear(what_hidden, out)
         self.where_out = nn.Linear(where_hidden, out)

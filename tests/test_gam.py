@@ -30,6 +30,7 @@ def episode_inputs(layers: int = 1, seed: int = 0) -> tuple[GAM, dict, torch.Ten
     obs, _ = envs.reset(seed=seed)
     torch.manual_seed(seed)
     model = GAM(envs.single_observation_space, 10, hidden=32, glimpse_hidden=16, layers=layers, heads=4).eval()
+    torch.nn.init.normal_(model.locator[2].weight)  # a trained locator: the fresh one puts every mean at the centre
     glimpses = torch.rand(4, STEPS, *envs.single_observation_space["glimpse"].shape)
     locs = torch.rand(4, STEPS, 2) * 2.0 - 1.0
     return model, obs, glimpses, locs
@@ -91,7 +92,7 @@ def test_context_steers_locations_but_not_the_answer():
 
 
 def test_gam_learns_above_chance(config, tmp_path):
-    """150 updates of 64 episodes (~25 s): measured loss 2.31 -> 1.56 (means of 15 updates), accuracy 0.54."""
+    """150 updates of 64 episodes (~25 s): measured loss 2.30 -> 0.94 (means of 15 updates), accuracy 0.74."""
     config.steps, config.batch, config.lr, config.hidden, config.glimpse_hidden = 150, 64, 1e-3, 64, 64
     trainer = Trainer(config, tmp_path / "run")
     losses = [trainer.train_step()["classify"] for _ in range(config.steps)]
