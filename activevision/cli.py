@@ -143,6 +143,8 @@ def render_run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``activevision`` command."""
+    from activevision.agents.trainer import AGENTS
+
     parser = argparse.ArgumentParser(prog="activevision", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser("demo", help="train RAM and the random-location baseline on the offline "
@@ -152,8 +154,6 @@ def main(argv: list[str] | None = None) -> None:
     demo_parser.add_argument("--seed", type=int, default=0)
     demo_parser.add_argument("--quiet", action="store_true")
     train_parser = commands.add_parser("train", help="train an agent on a glimpse world (REINFORCE)")
-    from activevision.agents.trainer import AGENTS
-
     train_parser.add_argument("agent", choices=AGENTS, help="ram: recurrent attention model; gam: glimpse "
                                                             "attention model (transformer + context network)")
     train_parser.add_argument("--out", type=Path, help="run folder (config, checkpoints, logs)")

@@ -21,11 +21,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 import activevision  # noqa: F401  (registers the ids)
-from torch import nn
-
 from activevision.agents.gam import GAM
 from activevision.agents.modules import COMBINES, CORES, WHATS
 from activevision.agents.ram import RAM
