@@ -17,6 +17,18 @@ def mnist_dir() -> Path:
     return MNIST_DIR
 
 
+def assert_learns_above_chance(config, out: Path) -> None:
+    """Train ``config.steps`` updates on MNIST t10k-train: the classify loss of the last 10 updates must sit 0.4
+    below that of the first 10, and the accuracy on all 2,000 t10k-test images exceed 0.3 (chance is 0.1)."""
+    from activevision.agents.trainer import Trainer, evaluate
+
+    trainer = Trainer(config, out)
+    losses = [trainer.train_step()["classify"] for _ in range(config.steps)]
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.4
+    result = evaluate(trainer.agent, config, trainer.device, split="t10k-test")
+    assert result["images"] == 2000 and result["accuracy"] > 0.3
+
+
 def write_svhn_mat(path: Path, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Write an SVHN-layout file (X: 32x32x3xN uint8, y: Nx1 with 10 meaning digit 0); return NHWC and labels 0-9."""
     rng = np.random.default_rng(seed)

@@ -15,6 +15,7 @@ import torch
 from activevision.agents.modules import Core, GlimpseNetwork
 from activevision.agents.trainer import TrainConfig, Trainer, evaluate, load_run
 from activevision.cli import main
+from tests.conftest import assert_learns_above_chance
 
 
 @pytest.fixture()
@@ -28,11 +29,7 @@ def config(mnist_dir) -> TrainConfig:
 def test_ram_learns_above_chance(config, tmp_path):
     """150 updates of 64 episodes (seconds): measured loss 2.30 -> 1.52-1.56, accuracy 0.44-0.46 (seeds 0, 1)."""
     config.steps, config.batch, config.hidden, config.glimpse_hidden = 150, 64, 128, 64
-    trainer = Trainer(config, tmp_path / "run")
-    losses = [trainer.train_step()["classify"] for _ in range(config.steps)]
-    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.4
-    result = evaluate(trainer.agent, config, trainer.device, split="t10k-test")
-    assert result["images"] == 2000 and result["accuracy"] > 0.3  # chance is 0.1
+    assert_learns_above_chance(config, tmp_path / "run")
 
 
 def test_training_worlds_shift_and_evaluation_does_not(config, tmp_path):
