@@ -118,6 +118,15 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, dict):
                 raise ValueError(f"{name}={value!r} is not allowed: use a dict (JSON object)")
+            # Saved in config.json: paths become strings, anything else JSON cannot hold is refused by name.
+            value = {key: os.fspath(v) if isinstance(v, os.PathLike) else v for key, v in value.items()}
+            for key, v in value.items():
+                try:
+                    json.dumps(v)
+                except TypeError:
+                    raise ValueError(f"{name}[{key!r}]={v!r} is not allowed: use JSON values (numbers, strings, "
+                                     "lists, dicts, null)") from None
+            setattr(self, name, value)
             if value.get("action_mode", "continuous") != "continuous":
                 raise ValueError(f"{name} action_mode must be 'continuous' for {self.agent} (location + scores "
                                  "every step)")

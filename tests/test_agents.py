@@ -201,10 +201,18 @@ def test_demo_end_to_end(tmp_path, capsys):
     (dict(env_kwargs={"action_mode": "discrete"}), "action_mode must be 'continuous'"),
     (dict(eval_env_kwargs=["size", 3]), r"eval_env_kwargs=\['size', 3\] is not allowed"),
     (dict(classify_steps="every"), "classify_steps='every'"),
+    (dict(env_kwargs={"split": "t10k-train", "size": object()}), r"env_kwargs\['size'\]=<object"),
 ])
 def test_bad_training_options_are_named(config, changes, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**{**config.__dict__, **changes}).check()
+
+
+def test_paths_in_world_options_are_saved_as_strings(config, mnist_dir, tmp_path):
+    config.env_kwargs = {**config.env_kwargs, "data_dir": mnist_dir}  # a Path, as library users write it
+    trainer = Trainer(config, tmp_path / "run")
+    trainer.save()
+    assert Trainer.resume(tmp_path / "run").config.env_kwargs["data_dir"] == str(mnist_dir)
 
 
 @pytest.mark.parametrize("signal", ["brightness", "stripes"])

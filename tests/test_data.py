@@ -10,6 +10,7 @@ import shutil
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import scipy.io
@@ -230,3 +231,64 @@ def test_array_dataset_rejects_bad_input(images, labels, match):
         ArrayDataset(images, labels)
     with pytest.raises(ValueError, match="outside 0..1"):
         ArrayDataset(np.zeros((2, 4, 4), np.uint8), [0, 3], num_classes=2)
+
+
+def _write_folder(root: Path) -> dict[str, np.ndarray]:
+    """Class folders of real image files (PNG colour and grey, JPEG-free so pixels are exact) and .npy arrays."""
+    rng = np.random.default_rng(0)
+    written = {}
+    for name, kind in [("cat/a.png", "rgb"), ("cat/b.npy", "rgb"), ("dog/c.png", "grey"), ("dog/d.png", "rgba")]:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rgb = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+        if kind == "grey":
+            written[name] = rgb[..., :1].repeat(3, axis=2)
+            cv2.imwrite(str(path), rgb[..., 0])
+        elif path.suffix == ".npy":
+            written[name] = rgb
+            np.save(path, rgb)
+        else:
+            written[name] = rgb
+            alpha = np.full((6, 5, 1), 128, np.uint8)
+            bgr = rgb[..., ::-1]
+            cv2.imwrite(str(path), np.concatenate([bgr, alpha], axis=2) if kind == "rgba" else bgr)
+    (root / "dog" / "notes.txt").write_text("not an image")
+    return written
+
+
+def test_array_dataset_from_a_folder_of_images_and_arrays(tmp_path):
+    written = _write_folder(tmp_path)
+    data = ArrayDataset.from_folder(tmp_path)
+    assert data.classes == ["cat", "dog"] and data.labels.tolist() == [0, 0, 1, 1] and data.shape == (6, 5, 3)
+    for index, name in enumerate(sorted(written)):
+        np.testing.assert_array_equal(data.images[index], written[name])
+    resized = ArrayDataset.from_folder(tmp_path, size=(3, 4))
+    assert resized.shape == (3, 4, 3)
+    np.testing.assert_array_equal(resized.images[0], cv2.resize(written["cat/a.png"], (4, 3),
+                                                                interpolation=cv2.INTER_AREA))
+    assert ArrayDataset(np.zeros((2, 4, 4), np.uint8), [0, 2]).classes == ["0", "1", "2"]
+
+
+def test_array_dataset_from_folder_names_what_is_wrong(tmp_path):
+    with pytest.raises(ValueError, match="is not a directory"):
+        ArrayDataset.from_folder(tmp_path / "missing")
+    with pytest.raises(ValueError, match="no class subfolders"):
+        ArrayDataset.from_folder(tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.txt").write_text("")
+    with pytest.raises(ValueError, match="holds no images"):
+        ArrayDataset.from_folder(tmp_path)
+    cv2.imwrite(str(tmp_path / "a" / "small.png"), np.zeros((4, 4), np.uint8))
+    cv2.imwrite(str(tmp_path / "a" / "large.png"), np.zeros((8, 4), np.uint8))
+    with pytest.raises(ValueError, match="several sizes"):
+        ArrayDataset.from_folder(tmp_path)
+    assert ArrayDataset.from_folder(tmp_path, size=(4, 4)).shape == (4, 4, 1)
+    with pytest.raises(ValueError, match=r"size=\(4, 0\)"):
+        ArrayDataset.from_folder(tmp_path, size=(4, 0))
+    (tmp_path / "a" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="broken.png: OpenCV cannot read"):
+        ArrayDataset.from_folder(tmp_path, size=(4, 4))
+    (tmp_path / "a" / "broken.png").unlink()
+    np.save(tmp_path / "a" / "batch.npy", np.zeros((2, 4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="batch.npy: array of shape"):
+        ArrayDataset.from_folder(tmp_path, size=(4, 4))

@@ -6,11 +6,16 @@ already has; ``GeneratedDataset`` makes image ``i`` on demand from ``(seed, i)``
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
-__all__ = ["ImageDataset", "ArrayDataset", "GeneratedDataset"]
+__all__ = ["ImageDataset", "ArrayDataset", "GeneratedDataset", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".npy")
 
 
 class ImageDataset:
@@ -71,8 +76,45 @@ class ArrayDataset(ImageDataset):
         if low < 0 or high >= num_classes:
             raise ValueError(f"labels span [{low}, {high}], outside 0..{num_classes - 1} (num_classes={num_classes})")
         self.num_classes = int(num_classes)
+        self.classes = [str(label) for label in range(self.num_classes)]  # names; from_folder sets the folders'
         self.shape = tuple(int(n) for n in self.images.shape[1:])
         self.dtype = self.images.dtype
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike, size: tuple[int, int] | None = None) -> "ArrayDataset":
+        """Images of ``folder/<class>/<file>`` (the ImageFolder layout): one subfolder per class, labels in the
+        sorted order of their names (kept in ``classes``). Files: PNG, JPEG, BMP, TIFF, WebP (read by OpenCV,
+        RGB; an alpha channel is dropped; 16-bit scaled to 8) or ``.npy`` arrays of one image (H x W or
+        H x W x C, uint8 or float 0-1); other files are skipped. Grey images join colour ones as RGB. Images
+        of different sizes need ``size=(height, width)``, to which every image is area-resized."""
+        root = Path(folder)
+        if size is not None and not (len(size) == 2 and all(isinstance(n, int) and n > 0 for n in size)):
+            raise ValueError(f"size={size!r} is not allowed: use (height, width), two positive integers")
+        if not root.is_dir():
+            raise ValueError(f"folder={str(folder)!r} is not a directory: give a folder with one subfolder per class")
+        classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not classes:
+            raise ValueError(f"{root} has no class subfolders: put each class's images in {root}/<class name>/")
+        images, labels = [], []
+        for label, name in enumerate(classes):
+            paths = sorted(p for p in (root / name).iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+            if not paths:
+                raise ValueError(f"{root / name} holds no images: allowed files end in {', '.join(IMAGE_SUFFIXES)}")
+            for path in paths:
+                images.append(_read_image(path, size))
+                labels.append(label)
+        if len({image.dtype for image in images}) > 1:
+            raise ValueError(f"{root} mixes uint8 and float images: store them all one way")
+        if len({image.shape[:2] for image in images}) > 1:
+            sizes = sorted({image.shape[:2] for image in images})
+            raise ValueError(f"{root} holds images of several sizes ({sizes[0]}, {sizes[-1]}, ...): pass "
+                             "size=(height, width) to resize them all")
+        if any(image.shape[2] == 3 for image in images):
+            images = [np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image for image in images]
+        dataset = cls(np.stack(images), np.array(labels, dtype=np.int64), num_classes=len(classes))
+        dataset.classes = classes
+        return dataset
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -82,6 +124,33 @@ class ArrayDataset(ImageDataset):
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         return self.images, self.labels
+
+
+def _read_image(path: Path, size: tuple[int, int] | None) -> np.ndarray:
+    """One image file as H x W x C (C = 1 or 3, RGB), uint8 or float32, area-resized to ``size`` if given."""
+    if path.suffix.lower() == ".npy":
+        image = np.load(path, allow_pickle=False)
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
+            raise ValueError(f"{path}: array of shape {image.shape} is not one image: use H x W or H x W x C, "
+                             "C = 1 or 3")
+        image = _as_nhwc(image[None])[0]
+    else:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ValueError(f"{path}: OpenCV cannot read it as an image")
+        if image.dtype == np.uint16:
+            image = (image >> 8).astype(np.uint8)
+        if image.dtype != np.uint8:
+            raise ValueError(f"{path}: pixels of dtype {image.dtype} are not allowed: use 8- or 16-bit images")
+        if image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        image = image.reshape(image.shape[0], image.shape[1], -1)
+    if size is not None:
+        height, width = size
+        if image.shape[:2] != (height, width):
+            channels = image.shape[2]
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA).reshape(height, width, channels)
+    return image
 
 
 class GeneratedDataset(ImageDataset):
