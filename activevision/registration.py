@@ -13,6 +13,7 @@ ENV_IDS = {
     "GlimpseTranslatedMNIST-v0": "translated_mnist",
     "GlimpseClutteredMNIST-v0": "cluttered_mnist",
     "GlimpseClutteredMNIST100-v0": "cluttered_mnist100",
+    "GlimpseLargeImage-v0": "large_image",
 }
 
 

@@ -279,6 +279,14 @@ class TorchSensor:
         divisor = self._area * (255.0 if integer else 1.0)
         return SensorState(table.reshape(n, channels, -1), divisor, height, width)
 
+    def wrap(self, table: torch.Tensor, height: int, width: int) -> SensorState:
+        """The state of integral tables built elsewhere, ``(N, C, (H+1)*(W+1))`` int32/int64 exact sums of uint8
+        images (e.g. a ``LargeImageDataset``'s memmap, which ``glimpse`` then reads only where it looks)."""
+        if table.dtype not in (torch.int32, torch.int64) or table.ndim != 3 or table.shape[2] != (height + 1) * (width + 1):
+            raise ValueError(f"table of dtype {table.dtype} and shape {tuple(table.shape)} is not allowed: use int32 "
+                             f"or int64 (N, C, {(height + 1) * (width + 1)}) for {height} x {width} images")
+        return SensorState(table, self._area * 255.0, height, width)
+
     def glimpse(self, state: SensorState, loc: torch.Tensor, index: torch.Tensor | None = None,
                 offset: torch.Tensor | None = None, frame: tuple[int, int] | None = None) -> torch.Tensor:
         """Glimpses at ``loc`` (B, 2) of images ``index`` (B,) of a prepared table (images 0..B-1 if None).

@@ -11,12 +11,14 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from activevision.data.base import ImageDataset
+from activevision.data.large import LargeImageDataset
 from activevision.render import draw_glimpses
 from activevision.envs import rules
 from activevision.envs.spec import WorldSpec
-from activevision.sensor import NumpySensor, context_image, translate
+from activevision.sensor import NumpySensor, TorchSensor, context_image, translate
 
 __all__ = ["GlimpseEnv", "ResetNeeded"]
 
@@ -64,7 +66,15 @@ class GlimpseEnv(gym.Env):
             raise ValueError(f"render_mode={render_mode!r} is not allowed: choose None or 'rgb_array'")
         self.render_mode = render_mode
         self.dataset = dataset
-        self.sensor = NumpySensor(patch, scales, scale_factor)
+        # A LargeImageDataset is read lazily from its summed-area tables (the batched env's sensor, on the CPU):
+        # nothing is done per episode and a glimpse reads only what it covers, whatever the canvas size.
+        self._large = isinstance(dataset, LargeImageDataset)
+        if self._large:
+            self.sensor = TorchSensor(patch, scales, scale_factor)
+            height, width, _ = dataset.shape
+            self._tables = self.sensor.wrap(torch.from_numpy(dataset.integral()), height, width)
+        else:
+            self.sensor = NumpySensor(patch, scales, scale_factor)
         world = self.world
         self.n_glimpses, self.action_mode, self.grid = world.n_glimpses, world.action_mode, world.grid
         self.height, self.width, self.channels = world.height, world.width, world.channels
@@ -94,10 +104,13 @@ class GlimpseEnv(gym.Env):
         self._next_index = (index + self.world.stride) % len(self.dataset)
         image, self._label = self.dataset.get(index)
         shift = self._shift(options)
-        if shift != (0, 0):
-            image = translate(image, *shift)
-        self._image, self._index = image, int(index)
-        self._state = self.sensor.prepare(image)
+        self._index = int(index)
+        if self._large:
+            self._image, self._state = None, self._tables
+        else:
+            if shift != (0, 0):
+                image = translate(image, *shift)
+            self._image, self._state = image, self.sensor.prepare(image)
         loc = None  # start "choose": the first action places the first glimpse
         if self.world.start == "center":
             loc = (0.0, 0.0)
@@ -108,7 +121,8 @@ class GlimpseEnv(gym.Env):
             self._context = context_image(image, self.context_size)
         self._steps = 0
         self._locs = []
-        self._seen = np.zeros((self.height, self.width), dtype=bool)
+        self._seen = None if self._large else np.zeros((self.height, self.width), dtype=bool)
+        self._boxes = []  # finest-scale boxes, for the coverage of large canvases
         self._active = True
         if loc is None:
             self._glimpse = np.zeros(self.observation_space["glimpse"].shape, dtype=np.float32)
@@ -161,8 +175,13 @@ class GlimpseEnv(gym.Env):
         return int(array[0]), int(array[1])
 
     def _look(self, loc: tuple[float, float]) -> None:
-        self._glimpse, (x0, y0, x1, y1) = self.sensor.look(self._state, loc)
         self._locs.append(loc)
+        if self._large:
+            where = torch.tensor([loc], dtype=torch.float64)
+            self._glimpse = self.sensor.glimpse(self._state, where, torch.tensor([self._index]))[0].numpy()
+            self._boxes.append(self.sensor.geometry.boxes(np.array(loc), self.height, self.width)[0])
+            return
+        self._glimpse, (x0, y0, x1, y1) = self.sensor.look(self._state, loc)
         self._seen[y0:y1, x0:x1] = True
 
     def _observation(self, repeat: bool = False) -> dict[str, np.ndarray]:
@@ -188,8 +207,14 @@ class GlimpseEnv(gym.Env):
         """Fraction of the image's pixels covered by at least one finest-scale patch so far this episode.
 
         Counted on a per-episode mask (cheapest for one env); equal to ``rules.covered_fraction`` of the
-        glimpse boxes, which the batched env uses (``tests/test_envs.py`` checks they agree).
+        glimpse boxes, which the batched env uses (``tests/test_envs.py`` checks they agree) and large canvases
+        too (no mask of their size).
         """
+        if self._large:
+            if not self._boxes:
+                return 0.0
+            boxes = np.stack(self._boxes)
+            return float(rules.covered_fraction(boxes, np.array(len(boxes)), self.height, self.width))
         return float(np.count_nonzero(self._seen)) / self._seen.size
 
     def _check_continuous(self, action: Any) -> np.ndarray:
@@ -217,4 +242,8 @@ class GlimpseEnv(gym.Env):
             raise ResetNeeded("render() was called before reset(): call reset() first")
         boxes = self.sensor.geometry.boxes(np.array(self._locs[-1]), self.height, self.width) if self._locs else ()
         centres = [((x + 1.0) * self.width / 2.0, (y + 1.0) * self.height / 2.0) for x, y in self._locs]
+        if self._large:  # drawn on a small overview of the canvas
+            picture, factor = self.dataset.overview(self._index)
+            return draw_glimpses(picture, np.asarray(boxes, dtype=np.int64) // factor,
+                                 [(x / factor, y / factor) for x, y in centres])
         return draw_glimpses(self._image, boxes, centres)

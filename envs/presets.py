@@ -12,6 +12,8 @@ from typing import Any
 
 from activevision.data.base import ImageDataset
 from activevision.data.compose import ClutteredDataset, TranslatedDataset
+from activevision.data.files import data_root
+from activevision.data.large import LargeImageDataset, write_large_canvases
 from activevision.data.mnist import MNIST, MNIST_SPLITS
 from activevision.data.svhn import SVHN
 from activevision.data.synthetic import HOUSE_NUMBER_SPLITS, SyntheticHouseNumbers
@@ -37,6 +39,10 @@ PRESETS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "GlimpseClutteredMNIST100-v0": ("cluttered", dict(FILE_OPTIONS, canvas=100, n_distractors=8,
                                                       distractor_size=8, size=None, data_seed=0),
                                     dict(patch=12, scales=4, n_glimpses=8)),
+    # Synthetic house-number tiles on large blank canvases, kept on disk (activevision.data.large): built once
+    # into data_dir (default $ACTIVEVISION_DATA/large) and read lazily; glimpses cost the same at any canvas size.
+    "GlimpseLargeImage-v0": ("large", dict(split="train", canvas=1024, size=64, n_distractors=0, data_seed=0,
+                                           data_dir=None), dict(patch=12, scales=6, n_glimpses=8)),
 }
 
 
@@ -49,6 +55,15 @@ def _cached_dataset(world: str, options: tuple[tuple[str, Any], ...]) -> ImageDa
         return SyntheticHouseNumbers(kw["split"], kw["size"], kw["data_seed"])
     if world == "mnist":
         return MNIST(kw["split"], kw["data_dir"], kw["download"])
+    if world == "large":
+        name = (f"house_numbers-{kw['split']}-{kw['canvas']}px-{kw['size']}-d{kw['n_distractors']}"
+                f"-seed{kw['data_seed']}")
+        folder = data_root(kw["data_dir"], "large") / name
+        if (folder / "meta.json").is_file():
+            return LargeImageDataset(folder)
+        stream = sorted(HOUSE_NUMBER_SPLITS).index(kw["split"])
+        return write_large_canvases(folder, SyntheticHouseNumbers(kw["split"], None, kw["data_seed"]), kw["size"],
+                                    kw["canvas"], kw["n_distractors"], seed=2 * kw["data_seed"] + stream)
     if kw["split"] not in MNIST_SPLITS:
         raise ValueError(f"split={kw['split']!r} is not allowed: choose one of {sorted(MNIST_SPLITS)}")
     base = _cached_dataset("mnist", tuple(sorted(dict(split=kw["split"], data_dir=kw["data_dir"],
@@ -67,7 +82,7 @@ def make_dataset(env_id: str, **options: Any) -> ImageDataset:
     if unknown:
         raise ValueError(f"{env_id}: unknown dataset option(s) {unknown}; allowed: {sorted(defaults)}")
     merged = {**defaults, **options}
-    if world == "house_numbers" and merged["split"] not in HOUSE_NUMBER_SPLITS:
+    if world in ("house_numbers", "large") and merged["split"] not in HOUSE_NUMBER_SPLITS:
         raise ValueError(f"split={merged['split']!r} is not allowed for {env_id}: choose one of "
                          f"{sorted(HOUSE_NUMBER_SPLITS)}")
     if merged.get("data_dir") is not None:
@@ -131,6 +146,12 @@ def cluttered_mnist100(**kwargs: Any) -> GlimpseEnv:
     return make_preset("GlimpseClutteredMNIST100-v0", **kwargs)
 
 
+def large_image(**kwargs: Any) -> GlimpseEnv:
+    """GlimpseLargeImage-v0: house-number tiles on 1024x1024 canvases read lazily from disk, 6 scales of 12x12
+    (12 to 384 pixels), 8 glimpses."""
+    return make_preset("GlimpseLargeImage-v0", **kwargs)
+
+
 def _vector_factory(env_id: str):
     def make(num_envs: int = 1, **kwargs: Any) -> GlimpseVectorEnv:
         return make_preset_vec(env_id, num_envs, **kwargs)
@@ -145,3 +166,4 @@ mnist_vec = _vector_factory("GlimpseMNIST-v0")
 translated_mnist_vec = _vector_factory("GlimpseTranslatedMNIST-v0")
 cluttered_mnist_vec = _vector_factory("GlimpseClutteredMNIST-v0")
 cluttered_mnist100_vec = _vector_factory("GlimpseClutteredMNIST100-v0")
+large_image_vec = _vector_factory("GlimpseLargeImage-v0")

@@ -8,6 +8,7 @@ import numpy as np
 from gymnasium import spaces
 
 from activevision.data.base import ImageDataset
+from activevision.data.large import LargeImageDataset
 from activevision.checks import check_choice as _check_choice
 from activevision.checks import check_int as _check_int
 from activevision.envs import rules
@@ -63,6 +64,9 @@ class WorldSpec:
         if shift >= min(height, width):
             raise ValueError(f"shift={shift} is not allowed for {height}x{width} images: use 0 <= shift < "
                              f"{min(height, width)}")
+        if isinstance(dataset, LargeImageDataset) and (shift or context_size is not None):
+            raise ValueError(f"shift={shift!r} / context_size={context_size!r} are not allowed over a "
+                             "LargeImageDataset: both would read the whole canvas every episode (use 0 / None)")
         if context_size is not None and _check_int("context_size", context_size, 1) > min(height, width):
             raise ValueError(f"context_size={context_size} is not allowed for {height}x{width} images: use "
                              f"1 <= context_size <= {min(height, width)} (the context shrinks the whole image)")

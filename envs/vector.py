@@ -18,6 +18,7 @@ from gymnasium.vector.utils import batch_space
 
 from activevision.checks import check_int
 from activevision.data.base import ImageDataset
+from activevision.data.large import LargeImageDataset
 from activevision.envs import rules
 from activevision.envs.spec import WorldSpec
 from activevision.render import draw_glimpses
@@ -65,11 +66,17 @@ class GlimpseVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
 
         geometry = world.geometry
-        self.sensor = TorchSensor(geometry.patch, geometry.scales, geometry.scale_factor, device=self.device)
+        # A LargeImageDataset stays on disk: glimpses are read from its summed-area tables' memmap on the CPU
+        # (only the entries they need), then moved to the device.
+        self._large = isinstance(dataset, LargeImageDataset)
+        sensor_device = torch.device("cpu") if self._large else self.device
+        self.sensor = TorchSensor(geometry.patch, geometry.scales, geometry.scale_factor, device=sensor_device)
         # A blank canvas with one image at an offset (TranslatedDataset) is read from that image directly, so
         # the cost per glimpse and the memory do not grow with the canvas; other worlds are stored whole.
         self._sparse = bool(getattr(dataset, "sparse", False)) and world.context_size is None
-        if self._sparse:
+        if self._large:
+            images, labels = None, dataset.labels
+        elif self._sparse:
             pieces, piece_labels = dataset.base.arrays()
             which, offsets = dataset.layout()
             images, labels = pieces, piece_labels[which]
@@ -77,12 +84,15 @@ class GlimpseVectorEnv(VectorEnv):
             self._offset = torch.as_tensor(offsets, device=self.device)
         else:
             images, labels = dataset.arrays()
-        self.images = torch.as_tensor(images, device=self.device)  # on the device once, uint8 stays uint8
+        self.images = None if self._large else torch.as_tensor(images, device=self.device)  # uint8 stays uint8
         self.labels = torch.as_tensor(labels, dtype=torch.long, device=self.device)
         self._cells = torch.as_tensor(rules.grid_centres(world.grid), device=self.device)
 
         n = self.num_envs
-        self._state = self._integral_images()
+        if self._large:
+            self._state = self.sensor.wrap(torch.from_numpy(dataset.integral()), world.height, world.width)
+        else:
+            self._state = self._integral_images()
         self._arange = torch.arange(n, device=self.device)
         self.index = torch.zeros(n, dtype=torch.long, device=self.device)
         self.label = torch.zeros(n, dtype=torch.long, device=self.device)
@@ -200,6 +210,11 @@ class GlimpseVectorEnv(VectorEnv):
             boxes = self.world.geometry.boxes(locs[-1], height, width) if count else ()
             centres = [((x + 1.0) * width / 2.0, (y + 1.0) * height / 2.0) for x, y in locs.tolist()]
             index = int(self.index[env])
+            if self._large:  # drawn on a small overview of the canvas
+                picture, factor = self.dataset.overview(index)
+                frames.append(draw_glimpses(picture, np.asarray(boxes, dtype=np.int64) // factor,
+                                            [(x / factor, y / factor) for x, y in centres]))
+                continue
             image = self.dataset.canvas_of(index) if self._sparse else self.images[index].cpu().numpy()
             if self.world.shift:
                 image = translate(image, *self.shift[env].tolist())
@@ -223,6 +238,8 @@ class GlimpseVectorEnv(VectorEnv):
     def _read(self, loc: torch.Tensor, index: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         """Glimpses at ``loc`` of dataset images ``index``, each moved by ``shift`` pixels."""
         frame = (self.world.height, self.world.width)
+        if self._large:
+            return self.sensor.glimpse(self._state, loc.double(), index).to(self.device)
         if self._sparse:
             return self.sensor.glimpse(self._state, loc.double(), self._piece[index], self._offset[index] + shift,
                                        frame)
@@ -231,8 +248,9 @@ class GlimpseVectorEnv(VectorEnv):
         return self.sensor.glimpse(self._state, loc.double(), index)
 
     def memory_bytes(self) -> dict[str, int]:
-        """Device memory of the shared dataset (images, integral images, labels) and per env."""
-        shared = [self.images, self.labels, self._state.table]
+        """Device memory of the shared dataset (images, integral images, labels) and per env (a large world's
+        images and tables stay on disk: only its labels count)."""
+        shared = [self.labels] if self._large else [self.images, self.labels, self._state.table]
         if self._sparse:
             shared += [self._piece, self._offset]
         per_env = [self.index, self.label, self.steps, self.glimpses, self.locs, self.shift, self.glimpse,

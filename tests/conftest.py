@@ -48,14 +48,18 @@ def svhn_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def world_kwargs(mnist_dir: Path, svhn_dir: Path):
-    """Offline kwargs for every registered id: MNIST worlds on the real t10k files, SVHN on generated files."""
+def world_kwargs(mnist_dir: Path, svhn_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Offline kwargs for every registered id: MNIST worlds on the real t10k files, SVHN on generated files, small
+    large-image canvases in a temporary folder."""
+    large_dir = tmp_path_factory.mktemp("large")
 
     def kwargs(env_id: str) -> dict:
         if env_id == "GlimpseSVHN-v0":
             return {"data_dir": svhn_dir, "split": "test", "download": False}
         if "MNIST" in env_id:
             return {"data_dir": mnist_dir, "split": "t10k-test", "download": False}
+        if env_id == "GlimpseLargeImage-v0":
+            return {"data_dir": large_dir, "canvas": 160, "size": 24}
         return {"size": 2048}
 
     return kwargs

@@ -25,6 +25,7 @@ TABLE = {  # id: (image shape, patch, scales, glimpses, default grid)
     "GlimpseTranslatedMNIST-v0": ((60, 60, 1), 12, 3, 8, 5),
     "GlimpseClutteredMNIST-v0": ((60, 60, 1), 12, 3, 8, 5),
     "GlimpseClutteredMNIST100-v0": ((100, 100, 1), 12, 4, 8, 9),
+    "GlimpseLargeImage-v0": ((160, 160, 3), 12, 6, 8, 14),  # canvas 160 in the tests (1024 by default)
 }
 
 
@@ -33,7 +34,8 @@ TABLE = {  # id: (image shape, patch, scales, glimpses, default grid)
 def test_gymnasium_checker_passes_without_warnings(env_id, mode, world_kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        env = gym.make(env_id, action_mode=mode, render_mode="rgb_array", context_size=8, **world_kwargs(env_id))
+        context = {} if env_id == "GlimpseLargeImage-v0" else {"context_size": 8}  # large worlds refuse it
+        env = gym.make(env_id, action_mode=mode, render_mode="rgb_array", **context, **world_kwargs(env_id))
         check_env(env.unwrapped)
         plain = gym.make(env_id, action_mode=mode, **world_kwargs(env_id))
         check_env(plain.unwrapped, skip_render_check=True)

@@ -3,9 +3,11 @@
 from activevision.data.base import ArrayDataset, GeneratedDataset, ImageDataset
 from activevision.data.compose import ClutteredDataset, TranslatedDataset
 from activevision.data.files import DataUnavailableError
+from activevision.data.large import LargeImageDataset, write_large_canvases
 from activevision.data.mnist import MNIST
 from activevision.data.svhn import SVHN
 from activevision.data.synthetic import SyntheticHouseNumbers
 
 __all__ = ["ArrayDataset", "GeneratedDataset", "ImageDataset", "ClutteredDataset", "TranslatedDataset",
-           "DataUnavailableError", "MNIST", "SVHN", "SyntheticHouseNumbers"]
+           "DataUnavailableError", "LargeImageDataset", "MNIST", "SVHN", "SyntheticHouseNumbers",
+           "write_large_canvases"]

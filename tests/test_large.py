@@ -1,0 +1,129 @@
+"""Large canvases read lazily from a memmap folder: the summed-area tables, the single and batched worlds (equal to
+the same canvases held in memory), the registered id, atomic writing and the errors."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+from activevision.data import ArrayDataset, LargeImageDataset, write_large_canvases
+from activevision.envs import GlimpseEnv
+from activevision.envs.vector import GlimpseVectorEnv
+from activevision.sensor import TorchSensor
+
+
+@pytest.fixture(params=[1, 3], ids=["grey", "rgb"])
+def large(request, tmp_path) -> LargeImageDataset:
+    rng = np.random.default_rng(request.param)
+    pieces = ArrayDataset(rng.integers(0, 256, (20, 12, 10, request.param), dtype=np.uint8), np.arange(20) % 4)
+    return write_large_canvases(tmp_path / "canvases", pieces, n=5, canvas=(70, 90), n_distractors=2, seed=3)
+
+
+def in_memory(large: LargeImageDataset) -> ArrayDataset:
+    return ArrayDataset(np.array(large.images), large.labels, num_classes=large.num_classes)
+
+
+def test_tables_equal_the_in_memory_integral_images(large):
+    assert isinstance(large.get(0)[0], np.memmap) and large.shape == (70, 90, large.shape[2])
+    expected = TorchSensor(4, 1).prepare(torch.from_numpy(np.array(large.images))).table
+    assert large.integral().dtype == np.int32
+    np.testing.assert_array_equal(large.integral(), expected.numpy())
+    picture, factor = large.overview(1, max_side=32)
+    assert factor == 3 and picture.shape == (24, 30, large.shape[2])
+    np.testing.assert_allclose(picture[0, 0], np.array(large.images[1, :3, :3]).mean(axis=(0, 1)), atol=0.5)
+
+
+def test_tables_are_built_in_bands_and_kept(large, monkeypatch):
+    from activevision.data import large as module
+
+    path = large.folder / "integral.i32"
+    expected = np.array(large.integral())
+    path.unlink()
+    monkeypatch.setattr(module, "BAND_ELEMENTS", 200)  # two rows per band
+    rebuilt = LargeImageDataset(large.folder)
+    np.testing.assert_array_equal(rebuilt.integral(), expected)
+    stamp = path.stat().st_mtime_ns
+    assert np.array_equal(LargeImageDataset(large.folder).integral(), expected) and path.stat().st_mtime_ns == stamp
+    assert [p.name for p in large.folder.iterdir() if "partial" in p.name] == []
+    # Canvases past ~2,900^2 pixels need int64 sums; the same build and glimpses with them:
+    assert module.table_dtype(2800, 2800) == np.int32 and module.table_dtype(3000, 3000) == np.int64
+    monkeypatch.setattr(module, "table_dtype", lambda height, width: np.dtype(np.int64))
+    wide = LargeImageDataset(large.folder)
+    np.testing.assert_array_equal(wide.integral(), expected)
+    assert wide.integral().dtype == np.int64 and (large.folder / "integral.i64").is_file()
+    where = dict(patch=6, scales=3, start="random")
+    a, _ = GlimpseEnv(wide, **where).reset(seed=4)
+    b, _ = GlimpseEnv(in_memory(large), **where).reset(seed=4)
+    np.testing.assert_allclose(a["glimpse"], b["glimpse"], atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["continuous", "discrete"])
+def test_single_env_equals_the_same_canvases_in_memory(large, mode):
+    options = dict(patch=6, scales=3, n_glimpses=4, action_mode=mode, start="random", render_mode="rgb_array")
+    lazy, memory = GlimpseEnv(large, **options), GlimpseEnv(in_memory(large), **options)
+    lazy.action_space.seed(0)
+    for episode in range(6):
+        a, info_a = lazy.reset(seed=episode)
+        b, info_b = memory.reset(seed=episode)
+        assert info_a == info_b
+        done = False
+        while not done:
+            for key in a:
+                np.testing.assert_allclose(a[key], b[key], atol=1e-6)
+            action = lazy.action_space.sample()
+            a, reward_a, done, _, info_a = lazy.step(action)
+            b, reward_b, _, _, info_b = memory.step(action)
+            assert reward_a == pytest.approx(reward_b) and info_a.keys() == info_b.keys()
+            assert info_a.get("pixels_seen") == pytest.approx(info_b.get("pixels_seen"))
+    frame = lazy.render()
+    assert frame.ndim == 3 and frame.dtype == np.uint8
+
+
+def test_batched_env_equals_the_same_canvases_in_memory(large):
+    options = dict(patch=6, scales=3, n_glimpses=3)
+    lazy, memory = GlimpseVectorEnv(large, 8, **options), GlimpseVectorEnv(in_memory(large), 8, **options)
+    a, _ = lazy.reset(seed=1)
+    b, _ = memory.reset(seed=1)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        torch.testing.assert_close(a["glimpse"], b["glimpse"], atol=1e-6, rtol=0)
+        actions = torch.rand((8, 2 + large.num_classes), generator=generator) * 2 - 1
+        a, reward_a, _, _, info_a = lazy.step(actions)
+        b, reward_b, _, _, info_b = memory.step(actions)
+        torch.testing.assert_close(reward_a, reward_b)
+    assert lazy.memory_bytes()["dataset"] == large.labels.nbytes
+    assert len(lazy.render() or ()) == 0  # no render_mode
+    assert GlimpseVectorEnv(large, 2, render_mode="rgb_array", **options).reset(seed=0) is not None
+
+
+def test_registered_id_builds_its_canvases_once(tmp_path):
+    kwargs = dict(data_dir=tmp_path, canvas=256, size=6, n_distractors=1)
+    env = gym.make("GlimpseLargeImage-v0", **kwargs)
+    check_env(env.unwrapped)
+    folders = sorted(p.name for p in tmp_path.iterdir())
+    assert len(folders) == 1 and (tmp_path / folders[0] / "integral.i32").is_file()
+    envs = gym.make_vec("GlimpseLargeImage-v0", num_envs=4, **kwargs)
+    obs, _ = envs.reset(seed=0)
+    assert obs["glimpse"].shape == (4, *env.observation_space["glimpse"].shape)
+    assert sorted(p.name for p in tmp_path.iterdir()) == folders  # reused, not rebuilt
+
+
+def test_large_worlds_name_what_is_wrong(large, tmp_path):
+    with pytest.raises(ValueError, match="shift=2 / context_size=None are not allowed over a LargeImageDataset"):
+        GlimpseEnv(large, patch=6, shift=2)
+    with pytest.raises(ValueError, match="context_size=8 are not allowed"):
+        GlimpseVectorEnv(large, 2, patch=6, context_size=8)
+    with pytest.raises(ValueError, match="never loaded whole"):
+        large.arrays()
+    with pytest.raises(ValueError, match="exists: large-image folders are written once"):
+        write_large_canvases(large.folder, in_memory(large), n=1, canvas=100)
+    with pytest.raises(ValueError, match="no meta.json"):
+        LargeImageDataset(tmp_path)
+    with pytest.raises(ValueError, match=r"canvas=\(8, 8\) is not allowed"):
+        write_large_canvases(tmp_path / "small", in_memory(large), n=1, canvas=(8, 8))
+    (large.folder / "integral.i32").write_bytes(b"12345678")
+    with pytest.raises(ValueError, match="delete it to rebuild"):
+        LargeImageDataset(large.folder).integral()
