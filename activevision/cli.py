@@ -81,7 +81,9 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def train(args: argparse.Namespace) -> None:
-    """Train (or resume) an agent; prints the last evaluation."""
+    """Train (or resume) an agent; prints the last evaluation. Under torchrun every process runs this."""
+    import torch.distributed as dist
+
     from activevision.agents.trainer import TrainConfig, Trainer
 
     given = {k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(TrainConfig)}
@@ -98,6 +100,10 @@ def train(args: argparse.Namespace) -> None:
         raise SystemExit(str(error)) from None
     config = trainer.config
     evals = trainer.run(progress=not args.quiet)
+    if dist.is_initialized():  # under torchrun: rank 0 reports
+        dist.destroy_process_group()
+    if trainer.rank != 0:
+        return
     last = evals[-1]
     print(f"{config.agent} on {config.env} ({config.policy} locations), {trainer.update} updates: "
           f"{config.eval_split} accuracy {last['accuracy']:.4f}, pixels seen {last['pixels_seen']:.3f} "

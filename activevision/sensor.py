@@ -17,6 +17,7 @@ The context (the whole image area-averaged to ``size x size``) is one pair of pe
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -279,9 +280,14 @@ class TorchSensor:
         divisor = self._area * (255.0 if integer else 1.0)
         return SensorState(table.reshape(n, channels, -1), divisor, height, width)
 
-    def wrap(self, table: torch.Tensor, height: int, width: int) -> SensorState:
-        """The state of integral tables built elsewhere, ``(N, C, (H+1)*(W+1))`` int32/int64 exact sums of uint8
-        images (e.g. a ``LargeImageDataset``'s memmap, which ``glimpse`` then reads only where it looks)."""
+    def wrap(self, table: torch.Tensor | np.ndarray, height: int, width: int) -> SensorState:
+        """The state of integral tables built elsewhere, ``(N, C, (H+1)*(W+1))`` sums of uint8 images, int64 or
+        int32 modulo 2^32 (exact for blocks up to 4104^2 pixels) (e.g. a ``LargeImageDataset``'s read-only
+        memmap, which ``glimpse`` then reads only where it looks: wrapped without a copy, never written)."""
+        if isinstance(table, np.ndarray):
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                table = torch.from_numpy(table)
         if table.dtype not in (torch.int32, torch.int64) or table.ndim != 3 or table.shape[2] != (height + 1) * (width + 1):
             raise ValueError(f"table of dtype {table.dtype} and shape {tuple(table.shape)} is not allowed: use int32 "
                              f"or int64 (N, C, {(height + 1) * (width + 1)}) for {height} x {width} images")
@@ -314,8 +320,12 @@ class TorchSensor:
         rows = (index.to(self.device).long() * (channels * length))[:, None, None] + edges[:, :, 1] * (width + 1)
         rows = rows[:, :, None, :] + torch.arange(0, channels * length, length, device=self.device)[:, None]
         values = torch.take(table, rows[..., :, None] + edges[:, :, None, None, 0, :])  # (B, S, C, p+1, p+1)
+        if table.dtype == torch.int32:  # sums modulo 2^32 (exact ones too): differences in int64, then reduced
+            values = values.long()
         across = values[..., 1:] - values[..., :-1]
         sums = across[..., 1:, :] - across[..., :-1, :]
+        if table.dtype == torch.int32:
+            sums &= 0xFFFFFFFF
         if table.dtype == torch.float64:  # float images: float sums, clamp rounding
             return (sums / state.divisor).to(torch.float32).clamp_(0.0, 1.0)
         # Integer sums (stored as integers, or as exact integers in float32): x / x is exactly 1.

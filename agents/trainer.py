@@ -4,12 +4,19 @@ A run folder holds ``config.json``, ``checkpoint.pt`` (written to a temporary fi
 any moment resumes from its last complete checkpoint), ``evals.csv`` and TensorBoard logs under ``tb/``.
 Determinism: every update resets the world with a seed derived from (seed, update) and samples locations from a
 generator whose state is checkpointed, so a resumed run continues exactly as an uninterrupted one (on CPU).
+
+Several processes (``torchrun --nproc_per_node=N -m activevision train ...``): each rank runs ``batch / N``
+episodes of its own seeded world shard (seeds derived from (seed, update, rank)), gradients are averaged over
+the ranks (one all-reduce per update) before clipping and Adam, so every rank holds the same parameters; training
+metrics are averaged over the ranks; rank 0 alone evaluates, logs and writes checkpoints, which hold every rank's
+generator state: a run resumes with the same number of processes.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -21,6 +28,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
@@ -46,8 +54,30 @@ AGENT_DEFAULTS: dict[str, dict[str, Any]] = {
 GAM_CONTEXT_SIZE = 12  # the context GAM asks of a world whose env_kwargs name no context_size
 
 
+# Rank r's seeds are rank 0's plus r * this (rank 0 seeds as a single process does). Torch's CPU generator keeps
+# only a seed's low 32 bits, so the stride must change them: a prime near 2^30 keeps the ranks' streams apart.
+RANK_SEED_STRIDE = 1_000_000_007
+
+
+def init_distributed(device: str) -> tuple[int, int]:
+    """``(rank, world size)``: joins the process group when started by torchrun (``WORLD_SIZE`` > 1; NCCL for
+    CUDA, gloo for the CPU; rendezvous from torchrun's environment), else ``(0, 1)``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        cuda = device in ("auto", "cuda") and torch.cuda.is_available() or device.startswith("cuda")
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
 def resolve_device(device: str) -> torch.device:
-    """"auto" is cuda when present, else cpu; anything else is passed to torch (and must exist)."""
+    """"auto" is cuda when present, else cpu; anything else is passed to torch (and must exist). Under torchrun,
+    "auto" and "cuda" mean this process's GPU (``LOCAL_RANK``)."""
+    if device in ("auto", "cuda") and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -164,9 +194,13 @@ class Trainer:
     def __init__(self, config: TrainConfig, out: str | os.PathLike) -> None:
         self.config = config.check()
         self.out = Path(out)
+        self.rank, self.world_size = init_distributed(config.device)
+        if config.batch % self.world_size:
+            raise ValueError(f"batch={config.batch} is not allowed with {self.world_size} processes: use a multiple "
+                             f"of {self.world_size} (each process runs batch / {self.world_size} episodes)")
         self.device = resolve_device(config.device)
-        torch.manual_seed(config.seed)
-        self.envs = _world(config, self.device, config.batch)
+        torch.manual_seed(config.seed)  # the same initial parameters on every rank
+        self.envs = _world(config, self.device, config.batch // self.world_size)
         self.agent = make_agent(config, self.envs.single_observation_space, self.envs.world.num_classes)
         self.agent.to(self.device)
         # fused: one kernel updates every parameter (fewer ops; on this CPU within noise of the per-tensor loop)
@@ -174,7 +208,7 @@ class Trainer:
                                            fused=self.device.type in ("cpu", "cuda"))
         self.step = torch.compile(self.agent, dynamic=False) if config.compile else self.agent
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(config.seed + 1)
+        self.generator.manual_seed(config.seed + 1 + self.rank * RANK_SEED_STRIDE)
         self.update = 0
         self.evals: list[dict[str, Any]] = []
 
@@ -194,14 +228,34 @@ class Trainer:
         return config.lr_final + 0.5 * (config.lr - config.lr_final) * (1.0 + np.cos(np.pi * progress))
 
     # ------------------------------------------------------------------ checkpoints
+    def parameter_digest(self) -> str:
+        """SHA-256 of every parameter's bytes: equal on all ranks while they are in sync."""
+        return hashlib.sha256(b"".join(p.detach().cpu().numpy().tobytes() for p in self.agent.parameters())).hexdigest()
+
+    def _gather(self, value: Any) -> list[Any]:
+        """``value`` of every rank, in rank order (collective: every rank must call it)."""
+        if self.world_size == 1:
+            return [value]
+        values: list[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
+
     def save(self) -> None:
-        """Write config and checkpoint atomically."""
+        """Write config and checkpoint atomically (rank 0; every rank must call it: it gathers each rank's random
+        states, and refuses to write if the ranks' parameters differ)."""
+        generators = self._gather(self.generator.get_state())
+        rngs = self._gather(torch.get_rng_state())
+        digests = self._gather(self.parameter_digest())
+        if len(set(digests)) > 1:
+            raise RuntimeError(f"the {self.world_size} ranks' parameters differ at update {self.update}: not saved")
+        if self.rank != 0:
+            return
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write(self.out / "config.json", json.dumps(dataclasses.asdict(self.config), indent=2).encode())
         buffer = io.BytesIO()
         torch.save({"update": self.update, "model": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
-                    "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-                    "evals": self.evals}, buffer)
+                    "generators": generators, "torch_rngs": rngs, "world_size": self.world_size,
+                    "digests": digests, "evals": self.evals}, buffer)
         atomic_write(self.out / "checkpoint.pt", buffer.getvalue())
 
     @classmethod
@@ -219,10 +273,14 @@ class Trainer:
     def load(self) -> None:
         """Continue from the run folder's checkpoint."""
         state = torch.load(self.out / "checkpoint.pt", map_location=self.device, weights_only=False)
+        saved = state.get("world_size", 1)  # checkpoints of single-process runs before torchrun: one state each
+        if saved != self.world_size:
+            raise ValueError(f"{self.out} was trained with {saved} process(es): resume it with the same number "
+                             f"(torchrun --nproc_per_node={saved}), not {self.world_size}")
         self.agent.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        self.generator.set_state(state.get("generators", [state.get("generator")])[self.rank])
+        torch.set_rng_state(state.get("torch_rngs", [state.get("torch_rng")])[self.rank])
         self.update, self.evals = state["update"], state["evals"]
 
     def _write_evals(self) -> None:
@@ -238,7 +296,7 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         """One update: a batched episode, the hybrid loss, a clipped Adam step."""
         config = self.config
-        obs, _ = self.envs.reset(seed=config.seed * 1_000_003 + self.update)
+        obs, _ = self.envs.reset(seed=config.seed * 1_000_003 + self.update + self.rank * RANK_SEED_STRIDE)
         self.agent.train()
         episode, _ = rollout(self.agent, self.envs, obs, policy=config.policy, std=self.std(),
                              generator=self.generator, step=self.step)
@@ -247,32 +305,55 @@ class Trainer:
             group["lr"] = self.lr()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.world_size > 1:
+            self._average_gradients()
         torch.nn.utils.clip_grad_norm_(self.agent.parameters(), config.clip)
         self.optimizer.step()
         self.update += 1
         parts.update(accuracy=episode.reward.mean().item(), pixels_seen=episode.pixels_seen.mean().item())
+        if self.world_size > 1:  # the metrics of the whole batch
+            values = torch.tensor(list(parts.values()), dtype=torch.float64, device=self.device)
+            dist.all_reduce(values)
+            parts = dict(zip(parts, (values / self.world_size).tolist()))
         return parts
+
+    def _average_gradients(self) -> None:
+        """Every rank's gradient becomes the mean over ranks (one all-reduce of all gradients as one vector): the
+        gradient of the loss over the whole batch."""
+        params = [p for p in self.agent.parameters() if p.requires_grad]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for p in params:
+            p.grad = flat[offset : offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
 
     def run(self, progress: bool = True) -> list[dict[str, Any]]:
         """Train to ``config.steps`` updates with progress, TensorBoard logs, evaluations and checkpoints."""
         from torch.utils.tensorboard import SummaryWriter
 
         config = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
-        writer = SummaryWriter(str(self.out / "tb"), purge_step=self.update)
-        bar = tqdm(total=config.steps, initial=self.update, disable=not progress, desc=f"{config.agent} {config.env}")
+        lead = self.rank == 0  # the one that logs, evaluates and writes
+        if lead:
+            self.out.mkdir(parents=True, exist_ok=True)
+            writer = SummaryWriter(str(self.out / "tb"), purge_step=self.update)
+        bar = tqdm(total=config.steps, initial=self.update, disable=not progress or not lead,
+                   desc=f"{config.agent} {config.env}")
         start, images = time.perf_counter(), 0
         while self.update < config.steps:
             parts = self.train_step()
             images += config.batch
             rate = images / (time.perf_counter() - start)
-            for name, value in parts.items():
-                writer.add_scalar(f"train/{name}", value, self.update)
-            writer.add_scalar("train/std", self.std(), self.update)
-            writer.add_scalar("train/glimpses_per_s", rate * self.envs.world.n_glimpses, self.update)
             bar.set_postfix(acc=f"{parts['accuracy']:.3f}", loss=f"{parts['loss']:.3f}", img_s=f"{rate:,.0f}")
             bar.update(1)
-            if self.update % config.eval_every == 0 or self.update == config.steps:
+            if lead:
+                for name, value in parts.items():
+                    writer.add_scalar(f"train/{name}", value, self.update)
+                writer.add_scalar("train/std", self.std(), self.update)
+                writer.add_scalar("train/glimpses_per_s", rate * self.envs.world.n_glimpses, self.update)
+            if lead and (self.update % config.eval_every == 0 or self.update == config.steps):
                 result = evaluate(self.agent, config, self.device, split=config.eval_split)
                 self.evals.append({"update": self.update, "split": config.eval_split, **result})
                 writer.add_scalar(f"eval/{config.eval_split}_accuracy", result["accuracy"], self.update)
@@ -280,7 +361,8 @@ class Trainer:
             if self.update % config.checkpoint_every == 0 or self.update == config.steps:
                 self.save()
         bar.close()
-        writer.close()
+        if lead:
+            writer.close()
         return self.evals
 
 

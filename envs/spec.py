@@ -8,7 +8,7 @@ import numpy as np
 from gymnasium import spaces
 
 from activevision.data.base import ImageDataset
-from activevision.data.large import LargeImageDataset
+from activevision.data.large import MAX_BLOCK, LargeImageDataset
 from activevision.checks import check_choice as _check_choice
 from activevision.checks import check_int as _check_int
 from activevision.envs import rules
@@ -67,6 +67,10 @@ class WorldSpec:
         if isinstance(dataset, LargeImageDataset) and (shift or context_size is not None):
             raise ValueError(f"shift={shift!r} / context_size={context_size!r} are not allowed over a "
                              "LargeImageDataset: both would read the whole canvas every episode (use 0 / None)")
+        if isinstance(dataset, LargeImageDataset) and geometry.factors[-1] > MAX_BLOCK:
+            raise ValueError(f"scales={scales} with scale_factor={scale_factor} is not allowed over a "
+                             f"LargeImageDataset: its coarsest blocks ({geometry.factors[-1]} pixels) exceed "
+                             f"{MAX_BLOCK}, the widest its tables sum exactly")
         if context_size is not None and _check_int("context_size", context_size, 1) > min(height, width):
             raise ValueError(f"context_size={context_size} is not allowed for {height}x{width} images: use "
                              f"1 <= context_size <= {min(height, width)} (the context shrinks the whole image)")

@@ -48,16 +48,31 @@ def test_tables_are_built_in_bands_and_kept(large, monkeypatch):
     stamp = path.stat().st_mtime_ns
     assert np.array_equal(LargeImageDataset(large.folder).integral(), expected) and path.stat().st_mtime_ns == stamp
     assert [p.name for p in large.folder.iterdir() if "partial" in p.name] == []
-    # Canvases past ~2,900^2 pixels need int64 sums; the same build and glimpses with them:
-    assert module.table_dtype(2800, 2800) == np.int32 and module.table_dtype(3000, 3000) == np.int64
-    monkeypatch.setattr(module, "table_dtype", lambda height, width: np.dtype(np.int64))
-    wide = LargeImageDataset(large.folder)
-    np.testing.assert_array_equal(wide.integral(), expected)
-    assert wide.integral().dtype == np.int64 and (large.folder / "integral.i64").is_file()
-    where = dict(patch=6, scales=3, start="random")
-    a, _ = GlimpseEnv(wide, **where).reset(seed=4)
-    b, _ = GlimpseEnv(in_memory(large), **where).reset(seed=4)
-    np.testing.assert_allclose(a["glimpse"], b["glimpse"], atol=1e-6)
+
+
+def test_tables_modulo_2_32_give_exact_glimpses_where_the_sums_wrap(tmp_path):
+    """A bright 4500x4500 canvas: its running sums pass 2^31 and 2^32 (stored wrapped in int32), yet every glimpse,
+    at the far corner too, equals the in-memory one (exact int64 integral images)."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(200, 256, (1, 4500, 4500, 1), dtype=np.uint8)
+    large = write_large_canvases(tmp_path / "bright", ArrayDataset(image, [0]), n=1, canvas=4500)
+    assert int(image.astype(np.int64).sum()) > 2**32 and large.integral().min() < 0  # it did wrap
+    where = dict(patch=8, scales=3, start="random")
+    lazy, memory = GlimpseEnv(large, **where), GlimpseEnv(in_memory(large), **where)
+    for seed in range(2):
+        np.testing.assert_allclose(lazy.reset(seed=seed)[0]["glimpse"], memory.reset(seed=seed)[0]["glimpse"],
+                                   atol=1e-6)
+    glimpses = []
+    for data in (large, in_memory(large)):  # the batched reader, at the bottom-right corner
+        envs = GlimpseVectorEnv(data, 1, **dict(where, start="center"))
+        envs.reset(seed=0)
+        obs, *_ = envs.step(torch.tensor([[0.98, 0.98, 1.0]]))
+        glimpses.append(obs["glimpse"])
+    torch.testing.assert_close(glimpses[0], glimpses[1], atol=1e-6, rtol=0)
+    picture, factor = large.overview(0, max_side=100)
+    assert factor == 45 and abs(float(picture.mean()) - float(image.mean())) < 1.0
+    with pytest.raises(ValueError, match="scales=14 with scale_factor=2 is not allowed"):
+        GlimpseEnv(large, patch=1, scales=14)
 
 
 @pytest.mark.parametrize("mode", ["continuous", "discrete"])

@@ -3,14 +3,16 @@ their summed-area tables (built once on first use, kept next to them) from which
 ``(patch + 1)^2`` reads per scale and channel, whatever the canvas size.
 
 A folder holds ``meta.json`` (shape, classes), ``labels.npy``, ``images.u8`` (N x H x W x C uint8, C-order) and,
-after the first world over it, ``integral.i32`` or ``.i64`` (N x C x (H + 1) x (W + 1): exact sums, int32 while
-255 * H * W fits, i.e. canvases up to about 2,900^2 pixels, else int64). Only the pages a
+after the first world over it, ``integral.i32`` (N x C x (H + 1) x (W + 1)): the sums modulo 2^32, 4 bytes a
+pixel at any canvas size. A block's sum is the usual four-corner difference taken modulo 2^32, exact for every
+block of up to ``MAX_BLOCK``^2 pixels (255 * 4104^2 < 2^32), far beyond any glimpse's coarsest block. Only the pages a
 glimpse touches are read; ``overview`` gives a small picture of a canvas for rendering, also from the tables.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -24,11 +26,7 @@ __all__ = ["LargeImageDataset", "write_large_canvases"]
 
 FORMAT = 1
 BAND_ELEMENTS = 1 << 24  # table entries built per pass (128 MB of int64): memory stays bounded at any canvas size
-
-
-def table_dtype(height: int, width: int) -> np.dtype:
-    """The narrowest integer type that holds a sum of ``height * width`` uint8 pixels exactly."""
-    return np.dtype(np.int32 if 255 * height * width < 2**31 else np.int64)
+MAX_BLOCK = math.isqrt((2**32 - 1) // 255)  # 4104: the widest square block whose sum is exact modulo 2^32
 
 
 class LargeImageDataset(ImageDataset):
@@ -69,19 +67,20 @@ class LargeImageDataset(ImageDataset):
                          "from integral(); get(i) gives one canvas as a memmap)")
 
     def integral(self) -> np.ndarray:
-        """Summed-area tables ``(N, C, (H + 1) * (W + 1))`` (``table_dtype``), a memmap; built band by band on
-        first use (into a temporary file renamed when complete, so a killed build never leaves a partial table)."""
+        """Summed-area tables ``(N, C, (H + 1) * (W + 1))`` int32 modulo 2^32, a read-only memmap; built band
+        by band on first use (into a temporary file renamed when complete: a killed build leaves no partial table)."""
         if self._integral is None:
             n, (height, width, channels) = len(self), self.shape
-            dtype = table_dtype(height, width)
-            path = self.folder / f"integral.i{dtype.itemsize * 8}"
+            dtype = np.dtype(np.int32)
+            path = self.folder / "integral.i32"
             expected = n * channels * (height + 1) * (width + 1) * dtype.itemsize
             if path.is_file() and path.stat().st_size != expected:
                 raise ValueError(f"{path} has {path.stat().st_size} bytes, not {expected}: delete it to rebuild it")
             if not path.is_file():
                 _build_integral(self.images, path, dtype)
-            # Copy-on-write: torch may wrap it without a read-only warning; nothing is ever written back.
-            self._integral = np.memmap(path, dtype, "c", shape=(n, channels, (height + 1) * (width + 1)))
+            # Read-only and shared: a writable private (copy-on-write) map of tables larger than memory is refused
+            # by the kernel's overcommit check (measured: ENOMEM for 34 GB on a 24 GB machine).
+            self._integral = np.memmap(path, dtype, "r", shape=(n, channels, (height + 1) * (width + 1)))
         return self._integral
 
     def overview(self, index: int, max_side: int = 512) -> tuple[np.ndarray, int]:
@@ -92,8 +91,11 @@ class LargeImageDataset(ImageDataset):
         ys = np.minimum(np.arange(0, height + factor, factor), height)
         xs = np.minimum(np.arange(0, width + factor, factor), width)
         table = self.integral()[index].reshape(channels, height + 1, width + 1)
-        corners = table[:, ys][:, :, xs].astype(np.float64)  # (C, rows + 1, cols + 1)
-        sums = corners[:, 1:, 1:] - corners[:, :-1, 1:] - corners[:, 1:, :-1] + corners[:, :-1, :-1]
+        if factor > MAX_BLOCK:
+            raise ValueError(f"max_side={max_side} is not allowed for a {height} x {width} canvas: blocks of "
+                             f"{factor} pixels exceed {MAX_BLOCK}; use max_side >= {-(-max(height, width) // MAX_BLOCK)}")
+        corners = table[:, ys][:, :, xs].astype(np.int64)  # (C, rows + 1, cols + 1)
+        sums = (corners[:, 1:, 1:] - corners[:, :-1, 1:] - corners[:, 1:, :-1] + corners[:, :-1, :-1]) & 0xFFFFFFFF
         area = np.diff(ys)[:, None] * np.diff(xs)[None, :]
         return np.round(sums / area).astype(np.uint8).transpose(1, 2, 0), factor
 
@@ -110,7 +112,7 @@ def _build_integral(images: np.ndarray, path: Path, dtype: np.dtype) -> None:
             rows = images[i, y0 : y0 + band].transpose(2, 0, 1).astype(np.int64)  # (C, b, W)
             sums = rows.cumsum(axis=2).cumsum(axis=1)
             sums += carry[:, None, 1:]
-            table[i, :, y0 + 1 : y0 + 1 + rows.shape[1], 1:] = sums
+            table[i, :, y0 + 1 : y0 + 1 + rows.shape[1], 1:] = sums.astype(dtype)  # wraps modulo 2^32
             carry[:, 1:] = sums[:, -1]
     table.flush()
     del table

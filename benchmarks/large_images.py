@@ -1,0 +1,123 @@
+"""Scale check: a glimpse costs the same on a 64^2 and a 16,384^2 canvas read lazily from disk, and memory stays
+bounded; a conv net that reads the whole image pays for every pixel.
+
+Canvases: MNIST t10k digits (the committed files) at random places on blank grey canvases, written as a memmap
+folder (``activevision.data.write_large_canvases``) with its summed-area tables (built once, timed). Each size:
+the single env's step time (continuous mode, random actions, 4 scales of 12x12), the batched env's step time
+(256 envs), the process's anonymous memory (page cache of the memmaps not counted: it is the OS's, reclaimable),
+and one forward pass of a small conv net (two 3x3 convs, stride 2) over the whole canvas. The tables were just
+written, so glimpses read them from the page cache (warm): the figures are those of a canvas already opened.
+
+    python benchmarks/large_images.py [--sizes 64 256 1024 4096 16384] [--huge] [--dir /tmp/large]
+
+``--huge`` adds a 65,536^2 canvas (4.3 GB of image and 34 GB of tables on disk). One line per size, then the
+ratio line (largest / smallest step time; target <= 1.25).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from activevision.data import MNIST, write_large_canvases
+from activevision.envs import GlimpseEnv
+from activevision.envs.vector import GlimpseVectorEnv
+
+MNIST_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist"
+WORLD = dict(patch=12, scales=4, n_glimpses=8)
+
+
+def anonymous_memory_mb() -> float:
+    """Resident anonymous memory of this process (heap, tensors), without file-backed memmap pages."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def single_step_us(env: GlimpseEnv, steps: int) -> float:
+    """Mean microseconds per step over ``steps`` steps (resets included, as in training), after a warm-up."""
+    env.action_space.seed(0)
+    env.reset(seed=0)
+    actions = [env.action_space.sample() for _ in range(steps)]
+    for phase in ("warm", "timed"):
+        start = time.perf_counter()
+        for action in actions if phase == "timed" else actions[:200]:
+            _, _, done, _, _ = env.step(action)
+            if done:
+                env.reset()
+    return (time.perf_counter() - start) / steps * 1e6
+
+
+def batched_step_ms(envs: GlimpseVectorEnv, steps: int) -> float:
+    envs.reset(seed=0)
+    generator = torch.Generator().manual_seed(0)
+    actions = [torch.rand(envs.action_space.shape, generator=generator) * 2 - 1 for _ in range(steps)]
+    for action in actions[:10]:
+        envs.step(action)
+    start = time.perf_counter()
+    for action in actions:
+        envs.step(action)
+    return (time.perf_counter() - start) / steps * 1e3
+
+
+def conv_forward_s(side: int) -> str:
+    """Seconds of one forward pass of two strided 3x3 convs (8 channels) over the whole canvas, or why not."""
+    need = side * side * 4 * 3  # input, and outputs of 8 channels at a quarter and 1/16 of the pixels, float32
+    if need > 12 * 2**30:
+        return f"skipped(needs~{need / 2**30:.0f}GiB)"
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 8, 3, stride=2, padding=1))
+    image = torch.rand(1, 1, side, side)
+    with torch.no_grad():
+        start = time.perf_counter()
+        net(image)
+    return f"{time.perf_counter() - start:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1024, 4096, 16384])
+    parser.add_argument("--huge", action="store_true", help="add a 65,536^2 canvas (about 38 GB on disk)")
+    parser.add_argument("--dir", type=Path, default=None, help="where to write the canvases (default: a temp dir)")
+    parser.add_argument("--steps", type=int, default=5000)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    sizes = args.sizes + ([65536] if args.huge else [])
+    digits = MNIST("t10k-train", data_dir=MNIST_DIR, download=False)
+    root = Path(tempfile.mkdtemp(dir=args.dir, prefix="large-images-"))
+    single, batched = {}, {}
+    try:
+        for side in sizes:
+            canvases = 1 if side > 16384 else 2
+            start = time.perf_counter()
+            data = write_large_canvases(root / f"c{side}", digits, n=canvases, canvas=side, n_distractors=3, seed=0)
+            written = time.perf_counter() - start
+            start = time.perf_counter()
+            data.integral()
+            built = time.perf_counter() - start
+            disk = sum(p.stat().st_size for p in data.folder.iterdir()) / 2**30
+            single[side] = single_step_us(GlimpseEnv(data, **WORLD), args.steps)
+            batched[side] = batched_step_ms(GlimpseVectorEnv(data, 256, **WORLD), max(20, args.steps // 50))
+            print(f"large_images canvas={side}x{side} canvases={canvases} disk_gb={disk:.2f} write_s={written:.1f} "
+                  f"tables_s={built:.1f} single_step_us={single[side]:.1f} batched256_step_ms={batched[side]:.2f} "
+                  f"anon_mem_mb={anonymous_memory_mb():.0f}", flush=True)
+            shutil.rmtree(data.folder)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    for side in sizes:  # after the envs, so their memory figures never include these allocations
+        print(f"large_images canvas={side}x{side} conv_forward_s={conv_forward_s(side)} (whole image, 1 thread)")
+    low, high = min(sizes), max(sizes)
+    middle = 4096 if 4096 in sizes and high > 4096 else low
+    print(f"large_images ratio_{high}_over_{low} single={single[high] / single[low]:.2f} "
+          f"batched={batched[high] / batched[low]:.2f} (target <= 1.25); ratio_{high}_over_{middle} "
+          f"single={single[high] / single[middle]:.2f} batched={batched[high] / batched[middle]:.2f}")
+
+if __name__ == "__main__":
+    main()
