@@ -39,6 +39,7 @@ from activevision.agents.ram import RAM
 from activevision.agents.reinforce import CLASSIFY_STEPS, POLICIES, hybrid_loss, rollout
 from activevision.checks import check_choice, check_int
 from activevision.data.files import atomic_write
+from activevision.data.large import LargeImageDataset
 from activevision.envs.presets import PRESETS, make_dataset
 
 __all__ = ["AGENTS", "AGENT_DEFAULTS", "TrainConfig", "Trainer", "make_agent", "evaluate", "trace", "load_run",
@@ -414,10 +415,17 @@ def trace(agent: nn.Module, config: TrainConfig, device: torch.device, split: st
     locations: list[torch.Tensor] = []
     episode, _ = rollout(agent, envs, obs, policy=config.policy, deterministic=True, generator=generator,
                          locations=locations)
-    images = [envs.dataset.get(i)[0] for i in range(examples)]
+    boxes_of = envs.world.geometry.boxes
+    if isinstance(envs.dataset, LargeImageDataset):  # pictures of canvases too large to draw: their overviews
+        world = envs.world
+        overviews = [envs.dataset.overview(i) for i in range(examples)]
+        images, factor = [picture for picture, _ in overviews], overviews[0][1]
+        boxes_of = lambda loc, height, width: world.geometry.boxes(loc, world.height, world.width) // factor  # noqa: E731
+    else:
+        images = [envs.dataset.get(i)[0] for i in range(examples)]
     return {"images": images, "locs": torch.stack(locations, dim=1).cpu().numpy(),
             "predictions": episode.logits.argmax(1).tolist(), "labels": episode.labels.tolist(),
-            "boxes_of": envs.world.geometry.boxes}
+            "boxes_of": boxes_of}
 
 
 def load_run(out: str | os.PathLike, device: str = "auto") -> tuple[TrainConfig, nn.Module, torch.device]:

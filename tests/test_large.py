@@ -126,6 +126,23 @@ def test_registered_id_builds_its_canvases_once(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == folders  # reused, not rebuilt
 
 
+def test_trainer_and_its_pictures_on_a_large_world(tmp_path):
+    """RAM trains on GlimpseLargeImage-v0; glimpse pictures are drawn on overviews, boxes scaled to them."""
+    from activevision.agents.trainer import TrainConfig, Trainer, trace
+    from activevision.render import glimpse_grid
+
+    config = TrainConfig(env="GlimpseLargeImage-v0", env_kwargs={"data_dir": str(tmp_path), "canvas": 1100, "size": 8},
+                         batch=8, eval_batch=8, device="cpu", hidden=32, glimpse_hidden=16)
+    trainer = Trainer(config, tmp_path / "run")
+    assert trainer.train_step()["loss"] > 0
+    seen = trace(trainer.agent, config, trainer.device, split="test", examples=2)
+    assert seen["images"][0].shape == (367, 367, 3)  # 1100 pixels / 3, the last block 2 pixels wide
+    boxes = seen["boxes_of"](np.zeros(2), 367, 367)
+    assert boxes[0].tolist() == [(550 - 6) // 3, (550 - 6) // 3, (550 + 6) // 3, (550 + 6) // 3]
+    picture = glimpse_grid(seen["images"], seen["locs"], seen["boxes_of"], seen["predictions"], seen["labels"])
+    assert picture.ndim == 3 and picture.shape[0] < 400
+
+
 def test_large_worlds_name_what_is_wrong(large, tmp_path):
     with pytest.raises(ValueError, match="shift=2 / context_size=None are not allowed over a LargeImageDataset"):
         GlimpseEnv(large, patch=6, shift=2)
