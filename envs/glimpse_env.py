@@ -79,7 +79,6 @@ class GlimpseEnv(gym.Env):
         self.n_glimpses, self.action_mode, self.grid = world.n_glimpses, world.action_mode, world.grid
         self.height, self.width, self.channels = world.height, world.width, world.channels
         self.num_classes, self.context_size = world.num_classes, world.context_size
-        self._cells = [tuple(c) for c in rules.grid_centres(world.grid).tolist()]
         self.observation_space = world.observation_space()
         self.action_space = world.action_space()
         self._next_index = 0
@@ -154,7 +153,7 @@ class GlimpseEnv(gym.Env):
         answered, prediction, glimpsed, done = rules.discrete_step(action, self.world.cells, len(self._locs),
                                                                    self.n_glimpses)
         if glimpsed:
-            self._look(self._cells[action])
+            self._look(tuple(rules.cell_centres(action, self.grid).tolist()))
         reward = float(rules.discrete_reward(answered, prediction == self._label, glimpsed, self.world.glimpse_cost))
         if not done:
             return self._observation(), reward, False, False, {}

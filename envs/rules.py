@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ACTION_MODES", "REWARD_MODES", "STARTS", "ORDERS", "default_grid", "grid_centres", "continuous_step",
+__all__ = ["ACTION_MODES", "REWARD_MODES", "STARTS", "ORDERS", "default_grid", "cell_centres", "grid_centres",
+           "continuous_step",
            "discrete_step", "continuous_reward", "discrete_reward", "covered_fraction"]
 
 ACTION_MODES = ("continuous", "discrete")
@@ -25,12 +26,22 @@ def default_grid(height: int, width: int, patch: int) -> int:
     return math.ceil(max(height, width) / patch)
 
 
+def cell_centres(cell: Any, grid: int) -> Any:
+    """Locations ``(..., 2)`` (float64) of the centres of grid cells ``cell`` (integers, numpy or torch), row-major:
+    cell ``a`` is row ``a // grid``, column ``a % grid``; each ``(x, y)`` in [-1, 1]. Computed per cell, never as a
+    table: a fine grid over a huge canvas has millions of cells."""
+    if isinstance(cell, np.ndarray) or np.isscalar(cell):
+        column, row = np.asarray(cell % grid, dtype=np.float64), np.asarray(cell // grid, dtype=np.float64)
+        return np.stack([(2.0 * column + 1.0) / grid - 1.0, (2.0 * row + 1.0) / grid - 1.0], axis=-1)
+    import torch
+
+    column, row = (cell % grid).double(), (cell // grid).double()  # float64, as numpy: the same locations
+    return torch.stack([(2.0 * column + 1.0) / grid - 1.0, (2.0 * row + 1.0) / grid - 1.0], dim=-1)
+
+
 def grid_centres(grid: int) -> np.ndarray:
-    """Locations ``(grid * grid, 2)`` of the cell centres, row-major: cell ``a`` is row ``a // grid``,
-    column ``a % grid``; each row is ``(x, y)`` in [-1, 1]."""
-    centre = (2.0 * np.arange(grid) + 1.0) / grid - 1.0
-    ys, xs = np.meshgrid(centre, centre, indexing="ij")
-    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+    """All ``(grid * grid, 2)`` cell centres, row-major (``cell_centres`` of every cell)."""
+    return cell_centres(np.arange(grid * grid), grid)
 
 
 def continuous_step(steps: Any, n_glimpses: int, chosen_start: bool = False) -> Any:

@@ -86,7 +86,6 @@ class GlimpseVectorEnv(VectorEnv):
             images, labels = dataset.arrays()
         self.images = None if self._large else torch.as_tensor(images, device=self.device)  # uint8 stays uint8
         self.labels = torch.as_tensor(labels, dtype=torch.long, device=self.device)
-        self._cells = torch.as_tensor(rules.grid_centres(world.grid), device=self.device)
 
         n = self.num_envs
         if self._large:
@@ -168,7 +167,7 @@ class GlimpseVectorEnv(VectorEnv):
         else:
             answered, prediction, glimpsed, last = rules.discrete_step(actions, world.cells, self.glimpses,
                                                                        world.n_glimpses)
-            loc = self._cells[actions.clamp(max=world.cells - 1)].float()
+            loc = rules.cell_centres(actions.clamp(max=world.cells - 1), world.grid).float()
         correct = prediction == self.label
         if resetting is not None:  # their actions are ignored: no glimpse, no end, no reward
             last, glimpsed = last & ~resetting, glimpsed & ~resetting
