@@ -288,9 +288,10 @@ class TorchSensor:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
                 table = torch.from_numpy(table)
-        if table.dtype not in (torch.int32, torch.int64) or table.ndim != 3 or table.shape[2] != (height + 1) * (width + 1):
+        length = (height + 1) * (width + 1)
+        if table.dtype not in (torch.int32, torch.int64) or table.ndim != 3 or table.shape[2] != length:
             raise ValueError(f"table of dtype {table.dtype} and shape {tuple(table.shape)} is not allowed: use int32 "
-                             f"or int64 (N, C, {(height + 1) * (width + 1)}) for {height} x {width} images")
+                             f"or int64 (N, C, {length}) for {height} x {width} images")
         return SensorState(table, self._area * 255.0, height, width)
 
     def glimpse(self, state: SensorState, loc: torch.Tensor, index: torch.Tensor | None = None,

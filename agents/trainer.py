@@ -415,14 +415,17 @@ def trace(agent: nn.Module, config: TrainConfig, device: torch.device, split: st
     locations: list[torch.Tensor] = []
     episode, _ = rollout(agent, envs, obs, policy=config.policy, deterministic=True, generator=generator,
                          locations=locations)
-    boxes_of = envs.world.geometry.boxes
+    world = envs.world
     if isinstance(envs.dataset, LargeImageDataset):  # pictures of canvases too large to draw: their overviews
-        world = envs.world
         overviews = [envs.dataset.overview(i) for i in range(examples)]
         images, factor = [picture for picture, _ in overviews], overviews[0][1]
-        boxes_of = lambda loc, height, width: world.geometry.boxes(loc, world.height, world.width) // factor  # noqa: E731
     else:
-        images = [envs.dataset.get(i)[0] for i in range(examples)]
+        images, factor = [envs.dataset.get(i)[0] for i in range(examples)], 1
+
+    def boxes_of(loc: Any, height: int, width: int) -> Any:
+        """The glimpse boxes at full size, scaled to the picture (an overview's factor)."""
+        return world.geometry.boxes(loc, world.height, world.width) // factor
+
     return {"images": images, "locs": torch.stack(locations, dim=1).cpu().numpy(),
             "predictions": episode.logits.argmax(1).tolist(), "labels": episode.labels.tolist(),
             "boxes_of": boxes_of}

@@ -5,8 +5,8 @@ their summed-area tables (built once on first use, kept next to them) from which
 A folder holds ``meta.json`` (shape, classes), ``labels.npy``, ``images.u8`` (N x H x W x C uint8, C-order) and,
 after the first world over it, ``integral.i32`` (N x C x (H + 1) x (W + 1)): the sums modulo 2^32, 4 bytes a
 pixel at any canvas size. A block's sum is the usual four-corner difference taken modulo 2^32, exact for every
-block of up to ``MAX_BLOCK``^2 pixels (255 * 4104^2 < 2^32), far beyond any glimpse's coarsest block. Only the pages a
-glimpse touches are read; ``overview`` gives a small picture of a canvas for rendering, also from the tables.
+block of up to ``MAX_BLOCK``^2 pixels (255 * 4104^2 < 2^32), far beyond any glimpse's coarsest block. Only the
+pages a glimpse touches are read; ``overview`` gives a small picture of a canvas for rendering, also from the tables.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class LargeImageDataset(ImageDataset):
         self.labels = np.load(self.folder / "labels.npy").astype(np.int64)
         images = self.folder / "images.u8"
         if not images.is_file() or images.stat().st_size != n * height * width * channels:
-            raise ValueError(f"{images} is missing or not {n} x {height} x {width} x {channels} bytes as meta.json says")
+            raise ValueError(f"{images} is missing or not {n} x {height} x {width} x {channels} bytes as meta.json "
+                             "says")
         if self.labels.shape != (n,) or self.labels.min() < 0 or self.labels.max() >= self.num_classes:
             raise ValueError(f"{self.folder / 'labels.npy'} must hold {n} labels in 0..{self.num_classes - 1}")
         self.images = np.memmap(images, np.uint8, "r", shape=(n, height, width, channels))
@@ -92,8 +93,9 @@ class LargeImageDataset(ImageDataset):
         xs = np.minimum(np.arange(0, width + factor, factor), width)
         table = self.integral()[index].reshape(channels, height + 1, width + 1)
         if factor > MAX_BLOCK:
+            least = -(-max(height, width) // MAX_BLOCK)
             raise ValueError(f"max_side={max_side} is not allowed for a {height} x {width} canvas: blocks of "
-                             f"{factor} pixels exceed {MAX_BLOCK}; use max_side >= {-(-max(height, width) // MAX_BLOCK)}")
+                             f"{factor} pixels exceed {MAX_BLOCK}; use max_side >= {least}")
         corners = table[:, ys][:, :, xs].astype(np.int64)  # (C, rows + 1, cols + 1)
         sums = (corners[:, 1:, 1:] - corners[:, :-1, 1:] - corners[:, 1:, :-1] + corners[:, :-1, :-1]) & 0xFFFFFFFF
         area = np.diff(ys)[:, None] * np.diff(xs)[None, :]
