@@ -19,10 +19,10 @@ from activevision.agents.reinforce import hybrid_loss, rollout
 from activevision.agents.trainer import TrainConfig, Trainer
 
 
-def _train(tmp_path: Path, mnist_dir: Path, *args: str, processes: int = 2) -> subprocess.CompletedProcess:
+def _train(tmp_path: Path, mnist_dir: Path, *args: str, agent: str = "ram") -> subprocess.CompletedProcess:
     world = json.dumps({"data_dir": str(mnist_dir), "split": "t10k-train", "download": False})
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-    command = [*launcher, "-m", "activevision", "train", "ram", "--env", "GlimpseMNIST-v0", "--env-kwargs", world,
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command = [*launcher, "-m", "activevision", "train", agent, "--env", "GlimpseMNIST-v0", "--env-kwargs", world,
                "--eval-split", "t10k-test", "--batch", "32", "--hidden", "32", "--glimpse-hidden", "16",
                "--device", "cpu", "--quiet", "--eval-every", "1000", "--checkpoint-every", "2", "--eval-batch", "500",
                *args]
@@ -55,6 +55,14 @@ def test_two_processes_stay_in_sync_and_resume_exactly(tmp_path, mnist_dir):
     single = subprocess.run([sys.executable, "-m", "activevision", "train", "ram", "--resume", "split", "--steps", "8",
                              "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert single.returncode != 0 and "trained with 2 process(es)" in single.stderr
+
+
+def test_gam_trains_in_two_processes(tmp_path, mnist_dir):
+    run = _train(tmp_path, mnist_dir, "--steps", "2", "--out", "gam", agent="gam")
+    assert run.returncode == 0, run.stderr[-3000:]
+    state = torch.load(tmp_path / "gam" / "checkpoint.pt", weights_only=False)
+    assert state["update"] == 2 and state["world_size"] == 2 and state["digests"][0] == state["digests"][1]
+    assert any(name.startswith("context") for name in state["model"])  # the GAM, with its context network
 
 
 def reference_two_ranks(config: TrainConfig, out: Path, updates: int) -> dict[str, torch.Tensor]:
