@@ -3,13 +3,12 @@ episodes, only rank 0 writes, and a run resumes (with the same number of process
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-
-import dataclasses
 
 import pytest
 import torch
