@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
-__all__ = ["to_rgb8", "draw_glimpses", "glimpse_patches", "glimpse_grid", "write_picture", "SCALE_COLOURS"]
+__all__ = ["to_rgb8", "draw_glimpses", "draw_on_overview", "glimpse_patches", "glimpse_grid", "write_picture",
+           "SCALE_COLOURS"]
 
 # One colour per scale, finest first (RGB).
 SCALE_COLOURS = ((255, 60, 60), (60, 220, 60), (70, 140, 255), (255, 200, 0), (230, 80, 230), (0, 220, 220))
@@ -41,6 +43,15 @@ def draw_glimpses(image: np.ndarray, boxes: np.ndarray, centres: Sequence[tuple[
     if label:
         cv2.putText(frame, label, (3, 12), cv2.FONT_HERSHEY_PLAIN, 0.9, (255, 255, 0), 1, cv2.LINE_AA)
     return frame
+
+
+def draw_on_overview(overview: tuple[np.ndarray, int], boxes: Any, centres: Sequence[tuple[float, float]]
+                     ) -> np.ndarray:
+    """``draw_glimpses`` on a canvas's ``overview = (picture, factor)`` (``LargeImageDataset.overview``): boxes and
+    centres are given in the canvas's pixels and scaled down by the factor."""
+    picture, factor = overview
+    return draw_glimpses(picture, np.asarray(boxes, dtype=np.int64) // factor,
+                         [(x / factor, y / factor) for x, y in centres])
 
 
 def glimpse_patches(glimpse: np.ndarray, size: int = 48) -> np.ndarray:

@@ -15,7 +15,7 @@ import torch
 
 from activevision.data.base import ImageDataset
 from activevision.data.large import LargeImageDataset
-from activevision.render import draw_glimpses
+from activevision.render import draw_glimpses, draw_on_overview
 from activevision.envs import rules
 from activevision.envs.spec import WorldSpec
 from activevision.sensor import NumpySensor, TorchSensor, context_image, translate
@@ -242,7 +242,5 @@ class GlimpseEnv(gym.Env):
         boxes = self.sensor.geometry.boxes(np.array(self._locs[-1]), self.height, self.width) if self._locs else ()
         centres = [((x + 1.0) * self.width / 2.0, (y + 1.0) * self.height / 2.0) for x, y in self._locs]
         if self._large:  # drawn on a small overview of the canvas
-            picture, factor = self.dataset.overview(self._index)
-            return draw_glimpses(picture, np.asarray(boxes, dtype=np.int64) // factor,
-                                 [(x / factor, y / factor) for x, y in centres])
+            return draw_on_overview(self.dataset.overview(self._index), boxes, centres)
         return draw_glimpses(self._image, boxes, centres)

@@ -21,7 +21,7 @@ from activevision.data.base import ImageDataset
 from activevision.data.large import LargeImageDataset
 from activevision.envs import rules
 from activevision.envs.spec import WorldSpec
-from activevision.render import draw_glimpses
+from activevision.render import draw_glimpses, draw_on_overview
 from activevision.sensor import SensorState, TorchSensor, context_batch, translate
 
 __all__ = ["GlimpseVectorEnv"]
@@ -210,9 +210,7 @@ class GlimpseVectorEnv(VectorEnv):
             centres = [((x + 1.0) * width / 2.0, (y + 1.0) * height / 2.0) for x, y in locs.tolist()]
             index = int(self.index[env])
             if self._large:  # drawn on a small overview of the canvas
-                picture, factor = self.dataset.overview(index)
-                frames.append(draw_glimpses(picture, np.asarray(boxes, dtype=np.int64) // factor,
-                                            [(x / factor, y / factor) for x, y in centres]))
+                frames.append(draw_on_overview(self.dataset.overview(index), boxes, centres))
                 continue
             image = self.dataset.canvas_of(index) if self._sparse else self.images[index].cpu().numpy()
             if self.world.shift:

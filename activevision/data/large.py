@@ -89,13 +89,13 @@ class LargeImageDataset(ImageDataset):
         (edge blocks average what they hold), read from the tables; returns ``(picture uint8, f)``."""
         height, width, channels = self.shape
         factor = max(1, -(-max(height, width) // max_side))
-        ys = np.minimum(np.arange(0, height + factor, factor), height)
-        xs = np.minimum(np.arange(0, width + factor, factor), width)
-        table = self.integral()[index].reshape(channels, height + 1, width + 1)
         if factor > MAX_BLOCK:
             least = -(-max(height, width) // MAX_BLOCK)
             raise ValueError(f"max_side={max_side} is not allowed for a {height} x {width} canvas: blocks of "
                              f"{factor} pixels exceed {MAX_BLOCK}; use max_side >= {least}")
+        ys = np.minimum(np.arange(0, height + factor, factor), height)
+        xs = np.minimum(np.arange(0, width + factor, factor), width)
+        table = self.integral()[index].reshape(channels, height + 1, width + 1)
         corners = table[:, ys][:, :, xs].astype(np.int64)  # (C, rows + 1, cols + 1)
         sums = (corners[:, 1:, 1:] - corners[:, :-1, 1:] - corners[:, 1:, :-1] + corners[:, :-1, :-1]) & 0xFFFFFFFF
         area = np.diff(ys)[:, None] * np.diff(xs)[None, :]
