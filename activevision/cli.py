@@ -159,9 +159,12 @@ def main(argv: list[str] | None = None) -> None:
     demo_parser.add_argument("--steps", type=int, default=DEMO_STEPS, help="updates per agent")
     demo_parser.add_argument("--seed", type=int, default=0)
     demo_parser.add_argument("--quiet", action="store_true")
-    train_parser = commands.add_parser("train", help="train an agent on a glimpse world (REINFORCE)")
+    train_parser = commands.add_parser("train", help="train an agent on a glimpse world (REINFORCE, PPO or "
+                                                     "top-down Q-learning)")
     train_parser.add_argument("agent", choices=AGENTS, help="ram: recurrent attention model; gam: glimpse "
-                                                            "attention model (transformer + context network)")
+                                                            "attention model (transformer + context network); "
+                                                            "ppo-ram / ppo-gam: either trained by PPO; topdown: "
+                                                            "Q-learning of regions + RAM inside them")
     train_parser.add_argument("--out", type=Path, help="run folder (config, checkpoints, logs)")
     train_parser.add_argument("--resume", type=Path, help="continue the run in this folder")
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -12,6 +12,7 @@ One update = one episode of every env in the batch, read top to bottom:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -56,23 +57,29 @@ def gaussian_entropy(std: float, dims: int = 2) -> float:
 
 def rollout(agent: nn.Module, envs, obs: dict[str, torch.Tensor], *, policy: str = "learned", std: float = 0.1,
             deterministic: bool = False, generator: torch.Generator | None = None,
-            step=None, locations: list | None = None) -> tuple[Episode, dict]:
+            step=None, locations: list | None = None, glimpses: list | None = None,
+            place: Callable | None = None) -> tuple[Episode, dict]:
     """Run one episode of every env (all start together and last T steps: the continuous action mode) with an
     agent of the RAM step interface (``RAM``, ``GAM``): ``initial_state(obs)``, ``first(state) -> (mean,
     baseline)`` of the first location (used when the world's ``start`` is "choose") and
     ``agent(glimpse, loc, state) -> (state, class scores, next location's mean, baseline)``.
 
-    ``step`` is the agent's per-step function (``agent`` itself, or a compiled version of it); ``locations``,
-    if given, receives where each glimpse was taken. Returns the episode and the observation that starts the
-    next one (same-step autoreset).
+    ``step`` is the agent's per-step function (``agent`` itself, or a compiled version of it); ``locations``
+    and ``glimpses``, if given, receive where each glimpse was taken and what it showed (PPO replays them).
+    ``place(decision, state, loc) -> loc``, if given, maps each location the policy chose (decision 0, 1, ...;
+    ``state`` the agent's state when it chose) to the one sent to the world: the top-down agent's region frame.
+    An agent with a ``placer(obs, decisions)`` method supplies its own (greedy) when none is given.
+    Returns the episode and the observation that starts the next one (same-step autoreset).
     """
     step = agent if step is None else step
     batch = envs.num_envs
     device = obs["glimpse"].device
     state = agent.initial_state(obs)
+    if place is None and hasattr(agent, "placer"):
+        place = agent.placer(obs, envs.world.n_glimpses - 1 + int(envs.world.start == "choose"))
     log_probs, entropies, baselines, step_logits = [], [], [], []
 
-    def act(mean: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
+    def act(mean: torch.Tensor, baseline: torch.Tensor, state) -> torch.Tensor:
         """The next location: sampled around ``mean`` (or the mean itself, or a baseline policy's choice)."""
         if policy == "learned":
             if deterministic:
@@ -86,18 +93,22 @@ def rollout(agent: nn.Module, envs, obs: dict[str, torch.Tensor], *, policy: str
             loc = torch.rand((batch, 2), generator=generator, device=device) * 2.0 - 1.0
         else:
             loc = torch.zeros((batch, 2), device=device)
+        if place is not None:
+            loc = place(len(baselines), state, loc)
         baselines.append(baseline)
         return loc
 
     if envs.world.start == "choose":  # no glimpse yet: the agent places the first one too (scores unused)
-        loc = act(*agent.first(state))
+        loc = act(*agent.first(state), state)
         obs, *_ = envs.step(torch.cat([loc, torch.zeros((batch, envs.world.num_classes), device=device)], dim=1))
     for t in range(envs.world.n_glimpses):
         if locations is not None:
             locations.append(obs["loc"])
+        if glimpses is not None:
+            glimpses.append(obs["glimpse"])
         state, logits, mean, baseline = step(obs["glimpse"], obs["loc"], state)
         step_logits.append(logits)
-        loc = act(mean, baseline)
+        loc = act(mean, baseline, state)
         obs, reward, terminated, truncated, info = envs.step(torch.cat([loc, logits.detach()], dim=1))
     if not bool(terminated.all()):
         raise RuntimeError("the world's episodes did not all end after n_glimpses steps: use action_mode='continuous'")

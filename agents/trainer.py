@@ -35,8 +35,10 @@ from tqdm import tqdm
 import activevision  # noqa: F401  (registers the ids)
 from activevision.agents.gam import GAM
 from activevision.agents.modules import COMBINES, CORES, WHATS
+from activevision.agents.ppo import GaussianPolicy, PPOSettings, ppo_update
 from activevision.agents.ram import RAM
 from activevision.agents.reinforce import CLASSIFY_STEPS, POLICIES, hybrid_loss, rollout
+from activevision.agents.topdown import TopDown, q_learning_loss
 from activevision.checks import check_choice, check_int
 from activevision.data.files import atomic_write
 from activevision.data.large import LargeImageDataset
@@ -45,14 +47,20 @@ from activevision.envs.presets import PRESETS, make_dataset
 __all__ = ["AGENTS", "AGENT_DEFAULTS", "TrainConfig", "Trainer", "make_agent", "evaluate", "trace", "load_run",
            "resolve_device"]
 
-AGENTS = ("ram", "gam")
+AGENTS = ("ram", "gam", "ppo-ram", "ppo-gam", "topdown")
+# How each agent learns where to look: REINFORCE (RAM, GAM), PPO (with a RAM or GAM core), or top-down Q-learning
+# of regions with REINFORCE inside them (agents/topdown.py).
+ALGORITHMS = {"ram": "reinforce", "gam": "reinforce", "ppo-ram": "ppo", "ppo-gam": "ppo", "topdown": "q-topdown"}
 # Settings left at None take their agent's default: RAM's from Mnih et al. 2014 (hidden 256), GAM's from the
-# glimpse attention paper (width 64, lr 1e-4, conv "what" net combined by product with "where").
-AGENT_DEFAULTS: dict[str, dict[str, Any]] = {
-    "ram": dict(hidden=256, glimpse_hidden=128, lr=1e-3, combine="add", what="mlp"),
-    "gam": dict(hidden=64, glimpse_hidden=64, lr=1e-4, combine="mul", what="conv"),
-}
-GAM_CONTEXT_SIZE = 12  # the context GAM asks of a world whose env_kwargs name no context_size
+# glimpse attention paper (width 64, lr 1e-4, conv "what" net combined by product with "where"); PPO and the
+# top-down agent take their core's.
+_RAM = dict(hidden=256, glimpse_hidden=128, lr=1e-3, combine="add", what="mlp")
+_GAM = dict(hidden=64, glimpse_hidden=64, lr=1e-4, combine="mul", what="conv")
+AGENT_DEFAULTS: dict[str, dict[str, Any]] = {"ram": _RAM, "gam": _GAM, "ppo-ram": dict(_RAM, lr=3e-4), "ppo-gam": _GAM,
+                                             "topdown": _RAM}
+# The context asked of a world whose env_kwargs name no context_size: GAM's paper uses 12x12; the top-down agent
+# picks regions from it, so it sees more (a digit on a 100x100 canvas is ~7 pixels wide at 24).
+CONTEXT_SIZES = {"gam": 12, "ppo-gam": 12, "topdown": 24}
 
 
 # Rank r's seeds are rank 0's plus r * this (rank 0 seeds as a single process does). Torch's CPU generator keeps
@@ -113,9 +121,22 @@ class TrainConfig:
     what: str | None = None
     layers: int = 1  # GAM: encoder and decoder layers
     heads: int = 4  # GAM: attention heads
-    std: float = 0.17
+    ppo_epochs: int = 4  # PPO: passes over each batch of episodes
+    minibatches: int = 4  # PPO: minibatches of whole episodes per pass
+    clip_range: float = 0.2  # PPO: ratio clipping
+    gamma: float = 1.0  # PPO and top-down Q-learning: discount per decision
+    gae_lambda: float = 0.95  # PPO
+    vf_coef: float = 0.5  # PPO: weight of the value loss
+    regions: int = 3  # top-down: the image cut into regions x regions
+    rounds: int = 2  # top-down: region choices per episode
+    epsilon: float = 1.0  # top-down: exploration at the start, annealed linearly ...
+    epsilon_final: float = 0.05  # ... to this
+    epsilon_fraction: float = 0.5  # ... over this fraction of the updates
+    target_every: int = 50  # top-down: updates between target-network copies
+    n_step: int = 1  # top-down: rewards summed before bootstrapping from the target network
+    std: float = 0.17  # the location std (PPO: its initial value; PPO learns it)
     std_final: float | None = None  # linear anneal of the location std to this value when set
-    entropy: float = 0.0
+    entropy: float = 0.0  # entropy bonus (REINFORCE: of the fixed-std Gaussian, logged only; PPO: its coefficient)
     classify_steps: str = "last"  # "all": cross-entropy on the scores after every glimpse, averaged
     weight_decay: float = 0.0  # AdamW's decoupled weight decay
     dropout: float = 0.0  # on the state, before the classifier
@@ -137,11 +158,16 @@ class TrainConfig:
                               "classify_steps": CLASSIFY_STEPS}.items():
             check_choice(name, getattr(self, name), allowed)
         for name in ("steps", "batch", "hidden", "glimpse_hidden", "layers", "heads", "eval_every", "eval_batch",
-                     "checkpoint_every"):
+                     "checkpoint_every", "ppo_epochs", "minibatches", "regions", "rounds", "target_every", "n_step"):
             check_int(name, getattr(self, name), 1)
-        for name in ("lr", "std", "clip"):
+        for name in ("lr", "std", "clip", "clip_range"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed: it must be > 0")
+        for name in ("gamma", "gae_lambda", "epsilon", "epsilon_final", "epsilon_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed: use a number in [0, 1]")
+        if not self.vf_coef >= 0.0:
+            raise ValueError(f"vf_coef={self.vf_coef!r} is not allowed: it must be >= 0")
         if not 0.0 <= self.dropout < 1.0 or not self.weight_decay >= 0.0:
             raise ValueError(f"dropout={self.dropout!r} / weight_decay={self.weight_decay!r} are not allowed: "
                              "use 0 <= dropout < 1 and weight_decay >= 0")
@@ -161,12 +187,27 @@ class TrainConfig:
             if value.get("action_mode", "continuous") != "continuous":
                 raise ValueError(f"{name} action_mode must be 'continuous' for {self.agent} (location + scores "
                                  "every step)")
-        if self.agent == "gam":
-            if self.compile:
-                raise ValueError("compile=True is not allowed for gam (its caches grow every step): use it with ram")
-            if self.env_kwargs.get("context_size") is None:
-                self.env_kwargs = {**self.env_kwargs, "context_size": GAM_CONTEXT_SIZE}
+        if self.agent != "ram" and self.compile:
+            raise ValueError(f"compile=True is not allowed for {self.agent}: use it with ram (GAM's caches grow "
+                             "every step; PPO replays and the top-down frame run the agent eagerly)")
+        if ALGORITHMS[self.agent] == "ppo":
+            if self.std_final is not None:
+                raise ValueError(f"std_final={self.std_final!r} is not allowed for {self.agent}: PPO learns the "
+                                 "location std (std is its initial value); leave std_final unset")
+            if self.policy != "learned":
+                raise ValueError(f"policy={self.policy!r} is not allowed for {self.agent}: PPO trains the learned "
+                                 "policy (the location baselines train with agent ram)")
+            if self.batch < self.minibatches:
+                raise ValueError(f"minibatches={self.minibatches} is not allowed with batch={self.batch}: use at "
+                                 "most one minibatch per episode")
+        if self.agent in CONTEXT_SIZES and self.env_kwargs.get("context_size") is None:
+            self.env_kwargs = {**self.env_kwargs, "context_size": CONTEXT_SIZES[self.agent]}
         return self
+
+    @property
+    def algorithm(self) -> str:
+        """How the agent learns: "reinforce", "ppo" or "q-topdown"."""
+        return ALGORITHMS[self.agent]
 
 
 def _world(config: TrainConfig, device: torch.device, num_envs: int, **overrides: Any) -> gym.vector.VectorEnv:
@@ -182,15 +223,21 @@ def _test_kwargs(config: TrainConfig, split: str) -> dict[str, Any]:
 def make_agent(config: TrainConfig, observation_space: gym.spaces.Dict, num_classes: int) -> nn.Module:
     """The agent ``config`` names, for a world of this observation space and number of classes."""
     config.check()
-    if config.agent == "gam":
-        return GAM(observation_space, num_classes, config.hidden, config.glimpse_hidden, config.layers, config.heads,
+    if config.agent == "topdown":
+        return TopDown(observation_space, num_classes, config.hidden, config.glimpse_hidden, config.core,
+                       config.combine, config.what, config.dropout, config.regions, config.rounds)
+    if config.agent in ("gam", "ppo-gam"):
+        core = GAM(observation_space, num_classes, config.hidden, config.glimpse_hidden, config.layers, config.heads,
                    config.combine, config.what, config.dropout)
-    return RAM(observation_space, num_classes, config.hidden, config.glimpse_hidden, config.core, config.combine,
-               config.what, config.dropout)
+    else:
+        core = RAM(observation_space, num_classes, config.hidden, config.glimpse_hidden, config.core, config.combine,
+                   config.what, config.dropout)
+    return GaussianPolicy(core, config.std) if config.algorithm == "ppo" else core
 
 
 class Trainer:
-    """Trains an agent with REINFORCE on a batched world; ``run()`` until ``config.steps`` updates."""
+    """Trains an agent on a batched world (REINFORCE, PPO or top-down Q-learning, as its config names);
+    ``run()`` until ``config.steps`` updates."""
 
     def __init__(self, config: TrainConfig, out: str | os.PathLike) -> None:
         self.config = config.check()
@@ -227,6 +274,19 @@ class Trainer:
             return config.lr
         progress = min(self.update / max(config.steps - 1, 1), 1.0)
         return config.lr_final + 0.5 * (config.lr - config.lr_final) * (1.0 + np.cos(np.pi * progress))
+
+    def epsilon(self) -> float:
+        """Top-down exploration at this update: linear from ``epsilon`` to ``epsilon_final`` over the first
+        ``epsilon_fraction`` of the updates."""
+        config = self.config
+        span = config.epsilon_fraction * config.steps
+        progress = min(self.update / span, 1.0) if span > 0 else 1.0
+        return config.epsilon + (config.epsilon_final - config.epsilon) * progress
+
+    def env_steps(self) -> int:
+        """Env steps taken so far over all processes: every update runs ``batch`` episodes of fixed length."""
+        world = self.envs.world
+        return self.update * self.config.batch * (world.n_glimpses + int(world.start == "choose"))
 
     # ------------------------------------------------------------------ checkpoints
     def parameter_digest(self) -> str:
@@ -295,28 +355,48 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def train_step(self) -> dict[str, float]:
-        """One update: a batched episode, the hybrid loss, a clipped Adam step."""
+        """One update: a batched episode of every env, then the agent's algorithm (REINFORCE: the hybrid loss and
+        one clipped Adam step; PPO: its epochs of minibatch steps; top-down: hybrid loss + Q-learning loss)."""
         config = self.config
         obs, _ = self.envs.reset(seed=config.seed * 1_000_003 + self.update + self.rank * RANK_SEED_STRIDE)
         self.agent.train()
-        episode, _ = rollout(self.agent, self.envs, obs, policy=config.policy, std=self.std(),
-                             generator=self.generator, step=self.step)
-        loss, parts = hybrid_loss(episode, config.entropy, config.classify_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.world_size > 1:
-            self._average_gradients()
-        torch.nn.utils.clip_grad_norm_(self.agent.parameters(), config.clip)
-        self.optimizer.step()
+        if config.algorithm == "ppo":
+            settings = PPOSettings(config.ppo_epochs, config.minibatches, config.clip_range, config.gamma,
+                                   config.gae_lambda, config.vf_coef, config.entropy, True, config.classify_steps)
+            parts = ppo_update(self.agent, self.envs, obs, settings, self.generator, self._optimise)
+        else:
+            place = None
+            if config.algorithm == "q-topdown":
+                decisions = self.envs.world.n_glimpses - 1 + int(self.envs.world.start == "choose")
+                place = self.agent.placer(obs, decisions, self.epsilon(), self.generator)
+            episode, _ = rollout(self.agent, self.envs, obs, policy=config.policy, std=self.std(),
+                                 generator=self.generator, step=self.step, place=place)
+            loss, parts = hybrid_loss(episode, config.entropy, config.classify_steps)
+            if place is not None and place.actions:
+                q_loss, q_mean = q_learning_loss(self.agent, place, episode.reward, config.gamma, config.n_step)
+                loss = loss + q_loss
+                parts.update(loss=loss.item(), q_loss=q_loss.item(), q_mean=q_mean, epsilon=self.epsilon())
+            self._optimise(loss)
+            parts.update(accuracy=episode.reward.mean().item(), pixels_seen=episode.pixels_seen.mean().item())
         self.update += 1
-        parts.update(accuracy=episode.reward.mean().item(), pixels_seen=episode.pixels_seen.mean().item())
+        if config.algorithm == "q-topdown" and self.update % config.target_every == 0:
+            self.agent.sync_target()
         if self.world_size > 1:  # the metrics of the whole batch
             values = torch.tensor(list(parts.values()), dtype=torch.float64, device=self.device)
             dist.all_reduce(values)
             parts = dict(zip(parts, (values / self.world_size).tolist()))
         return parts
+
+    def _optimise(self, loss: torch.Tensor) -> None:
+        """One gradient step: backward, gradients averaged over the processes, clipped, AdamW."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.world_size > 1:
+            self._average_gradients()
+        torch.nn.utils.clip_grad_norm_(self.agent.parameters(), self.config.clip)
+        self.optimizer.step()
 
     def _average_gradients(self) -> None:
         """Every rank's gradient becomes the mean over ranks (one all-reduce of all gradients as one vector): the
@@ -356,7 +436,8 @@ class Trainer:
                 writer.add_scalar("train/glimpses_per_s", rate * self.envs.world.n_glimpses, self.update)
             if lead and (self.update % config.eval_every == 0 or self.update == config.steps):
                 result = evaluate(self.agent, config, self.device, split=config.eval_split)
-                self.evals.append({"update": self.update, "split": config.eval_split, **result})
+                self.evals.append({"update": self.update, "env_steps": self.env_steps(), "split": config.eval_split,
+                                   **result})
                 writer.add_scalar(f"eval/{config.eval_split}_accuracy", result["accuracy"], self.update)
                 self._write_evals()
             if self.update % config.checkpoint_every == 0 or self.update == config.steps:
@@ -386,14 +467,15 @@ def evaluate(agent: nn.Module, config: TrainConfig, device: torch.device, split:
     envs = _world(config, device, batch, **kwargs)
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed + 7)
+    std = float(agent.std()) if isinstance(agent, GaussianPolicy) else config.std_final or config.std
     correct, seen, counted = 0, 0.0, 0
     for start in range(0, total, batch):
         index = (torch.arange(batch, device=device) + start) % size
         probabilities, keep = 0.0, min(batch, total - start)
         for _ in range(mc):
             obs, _ = envs.reset(options={"index": index})
-            episode, _ = rollout(agent, envs, obs, policy=config.policy, std=config.std_final or config.std,
-                                 deterministic=mc == 1, generator=generator)
+            episode, _ = rollout(agent, envs, obs, policy=config.policy, std=std, deterministic=mc == 1,
+                                 generator=generator)
             probabilities = probabilities + torch.softmax(episode.logits, dim=1)
         prediction = probabilities.argmax(1)[:keep]
         correct += int((prediction == episode.labels[:keep]).sum())
