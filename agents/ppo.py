@@ -194,5 +194,5 @@ def ppo_update(agent: GaussianPolicy, envs, obs: dict[str, torch.Tensor], settin
     count = settings.epochs * math.ceil(batch / size)
     parts = {name: total / count for name, total in sums.items()}
     parts.update(accuracy=data.reward.mean().item(), pixels_seen=data.pixels_seen.mean().item(),
-                 std=float(agent.std()))
+                 std=float(agent.std().detach()))
     return parts

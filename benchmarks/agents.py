@@ -23,7 +23,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 import activevision  # noqa: F401  (registers the ids)
@@ -67,32 +66,12 @@ def ours(world: str, name: str, updates: int, seed: int, out: str) -> dict:
                 pixels_seen=result["pixels_seen"], env_steps=trainer.env_steps())
 
 
-def sb3_test(model, env_id: str, world: dict) -> tuple[float, float, float]:
-    """Accuracy, mean glimpses and pixels seen of an SB3 model's deterministic policy, one episode per test image."""
-    envs = gym.make_vec(env_id, num_envs=TEST_IMAGES, device="cpu", order="sequential", **world)
-    obs, _ = envs.reset(options={"index": np.arange(TEST_IMAGES)})
-    obs = {key: value.numpy() for key, value in obs.items()}
-    done = np.zeros(TEST_IMAGES, dtype=bool)
-    correct, glimpses, seen = (np.zeros(TEST_IMAGES) for _ in range(3))
-    while not done.all():
-        action, _ = model.predict(obs, deterministic=True)
-        obs, _, terminated, _, info = envs.step(torch.as_tensor(action))
-        obs = {key: value.numpy() for key, value in obs.items()}
-        ended = terminated.numpy() & ~done
-        if ended.any():
-            final = info["final_info"]
-            correct[ended] = final["correct"].numpy()[ended]
-            glimpses[ended] = final["glimpses"].numpy()[ended]
-            seen[ended] = final["pixels_seen"].numpy()[ended]
-            done |= ended
-    return correct.mean(), glimpses.mean(), seen.mean()
-
-
 def sb3(world: str, name: str, updates: int, seed: int, out: str) -> dict:
     """Train SB3's DQN or PPO on the discrete mode with the same env steps as our agents; test it."""
     from stable_baselines3 import DQN, PPO
 
     from activevision.sb3 import VecEnv
+    from activevision.sb3 import evaluate as evaluate_sb3
 
     env_id, kwargs, split, test_kwargs, _ = WORLDS[world]
     n_glimpses = PRESETS[env_id][2]["n_glimpses"]
@@ -110,8 +89,8 @@ def sb3(world: str, name: str, updates: int, seed: int, out: str) -> dict:
                     seed=seed, device="cpu")
     model.learn(steps)
     test_world = {**kwargs, **test_kwargs, "split": split, "shift": 0, "action_mode": "discrete"}
-    accuracy, glimpses, seen = sb3_test(model, env_id, test_world)
-    return dict(accuracy=accuracy, glimpses=glimpses, pixels_seen=seen, env_steps=steps)
+    result = evaluate_sb3(model, gym.make_vec(env_id, num_envs=TEST_IMAGES, device="cpu", **test_world))
+    return dict(result, env_steps=steps)
 
 
 def run(world: str, name: str, scale: float, seed: int, out: str) -> tuple[str, str, dict]:

@@ -56,12 +56,15 @@ def test_two_processes_stay_in_sync_and_resume_exactly(tmp_path, mnist_dir):
     assert single.returncode != 0 and "trained with 2 process(es)" in single.stderr
 
 
-def test_gam_trains_in_two_processes(tmp_path, mnist_dir):
-    run = _train(tmp_path, mnist_dir, "--steps", "2", "--out", "gam", agent="gam")
+@pytest.mark.parametrize("agent,marker", [("gam", "context_net"), ("ppo-ram", "log_std"),
+                                          ("topdown", "target.where")])
+def test_other_agents_train_in_two_processes(tmp_path, mnist_dir, agent, marker):
+    """GAM, PPO (one all-reduce per minibatch step) and the top-down agent: the ranks end with equal parameters."""
+    run = _train(tmp_path, mnist_dir, "--steps", "2", "--out", agent, agent=agent)
     assert run.returncode == 0, run.stderr[-3000:]
-    state = torch.load(tmp_path / "gam" / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / agent / "checkpoint.pt", weights_only=False)
     assert state["update"] == 2 and state["world_size"] == 2 and state["digests"][0] == state["digests"][1]
-    assert any(name.startswith("context") for name in state["model"])  # the GAM, with its context network
+    assert any(name.startswith(marker) for name in state["model"]), sorted(state["model"])[:5]
 
 
 def reference_two_ranks(config: TrainConfig, out: Path, updates: int) -> dict[str, torch.Tensor]:

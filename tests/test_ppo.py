@@ -89,9 +89,10 @@ def test_ppo_ram_learns_above_chance(config, tmp_path):
 
 
 def test_ppo_gam_learns_above_chance(config, tmp_path):
-    """PPO with the GAM core, 40 updates of 64 episodes: measured accuracy ~0.6."""
-    config.agent, config.steps, config.batch, config.lr = "ppo-gam", 40, 64, 1e-3
-    config.hidden, config.glimpse_hidden = 64, 64
+    """PPO with the GAM core, 30 updates of 32 episodes, 2 epochs x 2 minibatches."""
+    config.agent, config.steps, config.batch, config.lr, config.ppo_epochs, config.minibatches = "ppo-gam", 30, 32, \
+        2e-3, 2, 2
+    config.hidden, config.glimpse_hidden = 32, 32
     assert_learns_above_chance(config, tmp_path / "run")
 
 
