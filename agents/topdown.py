@@ -7,7 +7,8 @@ learns slowly. Here the search is split in two:
   vector per region) and RAM's detached state (what the glimpses found so far), and gives one Q-value per
   region of a ``grid x grid`` partition of the image. An episode's location decisions are cut into
   ``rounds``; at the start of each the region with the highest Q-value is chosen (epsilon-greedy while
-  training). Trained by Q-learning on the reward of the final answer: n-step targets bootstrapped from a target network (a lagged copy).
+  training). Trained by Q-learning on the reward of the final answer: n-step targets bootstrapped from a
+  target network (a lagged copy).
 - bottom-up: RAM unchanged, except that its Gaussian locations are relative to the chosen region
   (``region centre + loc / grid``), trained by REINFORCE with the hybrid loss as RAM.
 
