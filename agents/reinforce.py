@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from activevision.checks import check_choice
 
-__all__ = ["POLICIES", "CLASSIFY_STEPS", "Episode", "rollout", "hybrid_loss"]
+__all__ = ["POLICIES", "CLASSIFY_STEPS", "Episode", "location_decisions", "rollout", "hybrid_loss"]
 
 POLICIES = ("learned", "random", "center")  # the learned Gaussian policy, or the two baselines
 CLASSIFY_STEPS = ("last", "all")  # cross-entropy of the last scores (the RAM paper) or of every step's scores
@@ -55,6 +55,12 @@ def gaussian_entropy(std: float, dims: int = 2) -> float:
     return dims * (0.5 + 0.5 * math.log(2 * math.pi) + math.log(std))
 
 
+def location_decisions(world) -> int:
+    """How many locations an agent chooses per episode of a continuous-mode world: T - 1 (the first glimpse is
+    taken at reset), or T when the world's start is "choose"."""
+    return world.n_glimpses - 1 + int(world.start == "choose")
+
+
 def rollout(agent: nn.Module, envs, obs: dict[str, torch.Tensor], *, policy: str = "learned", std: float = 0.1,
             deterministic: bool = False, generator: torch.Generator | None = None,
             step=None, locations: list | None = None, glimpses: list | None = None,
@@ -76,7 +82,7 @@ def rollout(agent: nn.Module, envs, obs: dict[str, torch.Tensor], *, policy: str
     device = obs["glimpse"].device
     state = agent.initial_state(obs)
     if place is None and hasattr(agent, "placer"):
-        place = agent.placer(obs, envs.world.n_glimpses - 1 + int(envs.world.start == "choose"))
+        place = agent.placer(obs, location_decisions(envs.world))
     log_probs, entropies, baselines, step_logits = [], [], [], []
 
     def act(mean: torch.Tensor, baseline: torch.Tensor, state) -> torch.Tensor:

@@ -37,7 +37,7 @@ from activevision.agents.gam import GAM
 from activevision.agents.modules import COMBINES, CORES, WHATS
 from activevision.agents.ppo import GaussianPolicy, PPOSettings, ppo_update
 from activevision.agents.ram import RAM
-from activevision.agents.reinforce import CLASSIFY_STEPS, POLICIES, hybrid_loss, rollout
+from activevision.agents.reinforce import CLASSIFY_STEPS, POLICIES, hybrid_loss, location_decisions, rollout
 from activevision.agents.topdown import TopDown, q_learning_loss
 from activevision.checks import check_choice, check_int
 from activevision.data.files import atomic_write
@@ -369,8 +369,7 @@ class Trainer:
         else:
             place = None
             if config.algorithm == "q-topdown":
-                decisions = self.envs.world.n_glimpses - 1 + int(self.envs.world.start == "choose")
-                place = self.agent.placer(obs, decisions, self.epsilon(), self.generator)
+                place = self.agent.placer(obs, location_decisions(self.envs.world), self.epsilon(), self.generator)
             episode, _ = rollout(self.agent, self.envs, obs, policy=config.policy, std=self.std(),
                                  generator=self.generator, step=self.step, place=place)
             loss, parts = hybrid_loss(episode, config.entropy, config.classify_steps)

@@ -13,6 +13,7 @@ import activevision  # noqa: F401  (registers the ids)
 from activevision.agents.gam import GAM
 from activevision.agents.ppo import GaussianPolicy, clipped_surrogate, collect, gae, replay
 from activevision.agents.ram import RAM
+from activevision.agents.reinforce import location_decisions
 from activevision.agents.trainer import TrainConfig, Trainer, evaluate, load_run
 from activevision.cli import main
 from tests.conftest import assert_learns_above_chance
@@ -71,6 +72,7 @@ def test_replay_recomputes_what_the_collection_saw(core, start):
     obs, _ = envs.reset(seed=3)
     data = collect(agent, envs, obs, torch.Generator().manual_seed(0))
     decisions = envs.world.n_glimpses - 1 + (start == "choose")
+    assert location_decisions(envs.world) == decisions
     assert data.log_probs.shape == (decisions, 6) and data.glimpses.shape[:2] == (envs.world.n_glimpses, 6)
     ids = torch.tensor([4, 0, 2])
     with torch.no_grad():

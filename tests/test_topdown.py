@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import activevision  # noqa: F401  (registers the ids)
-from activevision.agents.reinforce import rollout
+from activevision.agents.reinforce import location_decisions, rollout
 from activevision.agents.topdown import TopDown, n_step_targets, q_learning_loss
 from activevision.agents.trainer import TrainConfig, Trainer, load_run
 from activevision.cli import main
@@ -43,7 +43,7 @@ def episode(rounds: int = 2, epsilon: float = 0.0, seed: int = 0):
     torch.manual_seed(seed)
     agent = TopDown(envs.single_observation_space, 10, hidden=32, glimpse_hidden=16, grid=3, rounds=rounds)
     obs, _ = envs.reset(seed=seed)
-    placer = agent.placer(obs, envs.world.n_glimpses - 1, epsilon, torch.Generator().manual_seed(seed))
+    placer = agent.placer(obs, location_decisions(envs.world), epsilon, torch.Generator().manual_seed(seed))
     locations: list[torch.Tensor] = []
     result, _ = rollout(agent, envs, obs, std=0.5, generator=torch.Generator().manual_seed(1), locations=locations,
                         place=placer)
