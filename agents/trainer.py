@@ -363,8 +363,10 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr()
         if config.algorithm == "ppo":
-            settings = PPOSettings(config.ppo_epochs, config.minibatches, config.clip_range, config.gamma,
-                                   config.gae_lambda, config.vf_coef, config.entropy, True, config.classify_steps)
+            settings = PPOSettings(epochs=config.ppo_epochs, minibatches=config.minibatches,
+                                   clip_range=config.clip_range, gamma=config.gamma, gae_lambda=config.gae_lambda,
+                                   vf_coef=config.vf_coef, ent_coef=config.entropy,
+                                   classify_steps=config.classify_steps)
             parts = ppo_update(self.agent, self.envs, obs, settings, self.generator, self._optimise)
         else:
             place = None
