@@ -123,9 +123,10 @@ class RegionPlacer:
         return decision * self.rounds // max(self.decisions, 1)
 
     def __call__(self, decision: int, state: State, loc: torch.Tensor) -> torch.Tensor:
+        if decision >= self.decisions:  # the location sent with the final answer: the world ignores it
+            return loc
         round_index = self.round_of(decision)
-        if round_index == len(self.actions) < self.rounds:  # a new round: the top-down choice (none for the location
-            # sampled with the final answer, which the world ignores)
+        if round_index == len(self.actions):  # a new round: the top-down choice
             h = _hidden(state).detach()
             q = self.agent.q(self.features, h, round_index)
             action = q.argmax(1)

@@ -147,3 +147,11 @@ def test_topdown_needs_a_context_and_valid_options(config):
                            (dict(n_step=0), "n_step=0")):
         with pytest.raises(ValueError, match=match):
             TrainConfig(**{**config.__dict__, **changes}).check()
+
+
+def test_one_glimpse_leaves_nothing_to_choose(config, tmp_path):
+    """With one glimpse (at the centre) there is no location decision: no region is chosen, no Q term is trained."""
+    config.env_kwargs = {**config.env_kwargs, "n_glimpses": 1}
+    trainer = Trainer(config, tmp_path / "run")
+    parts = trainer.train_step()
+    assert "q_loss" not in parts and parts["classify"] > 0
