@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+import torch
 
 MNIST_DIR = Path(__file__).parent / "data" / "mnist"
 
@@ -27,6 +28,27 @@ def assert_learns_above_chance(config, out: Path) -> None:
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.4
     result = evaluate(trainer.agent, config, trainer.device, split="t10k-test")
     assert result["images"] == 2000 and result["accuracy"] > 0.3
+
+
+def assert_resumes_exactly(config, out: Path, stop: int, total: int):
+    """Train ``total`` updates straight, and ``stop`` updates, save, ``Trainer.resume`` and go on to ``total``: the
+    two runs' parameters (and buffers) must be bit-equal. Returns the resumed trainer for agent-specific checks."""
+    from activevision.agents.trainer import Trainer
+
+    straight = Trainer(config, out / "straight")
+    for _ in range(total):
+        straight.train_step()
+    first = Trainer(config, out / "stopped")
+    for _ in range(stop):
+        first.train_step()
+    first.save()
+    resumed = Trainer.resume(out / "stopped")
+    assert resumed.update == stop
+    for _ in range(total - stop):
+        resumed.train_step()
+    for key, value in straight.agent.state_dict().items():
+        assert torch.equal(value, resumed.agent.state_dict()[key]), key
+    return resumed
 
 
 def write_svhn_mat(path: Path, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ import activevision  # noqa: F401  (registers the ids)
 from activevision.agents.gam import GAM
 from activevision.agents.trainer import TrainConfig, Trainer, load_run, make_agent
 from activevision.cli import main
-from tests.conftest import assert_learns_above_chance
+from tests.conftest import assert_learns_above_chance, assert_resumes_exactly
 
 STEPS = 5
 
@@ -103,19 +103,7 @@ def test_gam_defaults_checkpoint_and_resume_equals_uninterrupted(config, tmp_pat
     defaults = TrainConfig(agent="gam").check()
     assert (defaults.hidden, defaults.lr, defaults.combine, defaults.what) == (64, 1e-4, "mul", "conv")
     assert defaults.env_kwargs["context_size"] == 12 and TrainConfig().check().hidden == 256
-    straight = Trainer(config, tmp_path / "a")
-    for _ in range(4):
-        straight.train_step()
-    first = Trainer(config, tmp_path / "b")
-    for _ in range(2):
-        first.train_step()
-    first.save()
-    resumed = Trainer.resume(tmp_path / "b")
-    assert isinstance(resumed.agent, GAM) and resumed.update == 2
-    for _ in range(2):
-        resumed.train_step()
-    for key, value in straight.agent.state_dict().items():
-        assert torch.equal(value, resumed.agent.state_dict()[key]), key
+    assert isinstance(assert_resumes_exactly(config, tmp_path, stop=2, total=4).agent, GAM)
 
 
 def test_cli_train_eval_render_gam(mnist_dir, svhn_dir, tmp_path, capsys):

@@ -16,7 +16,7 @@ from activevision.agents.ram import RAM
 from activevision.agents.reinforce import location_decisions
 from activevision.agents.trainer import TrainConfig, Trainer, evaluate, load_run
 from activevision.cli import main
-from tests.conftest import assert_learns_above_chance
+from tests.conftest import assert_learns_above_chance, assert_resumes_exactly
 
 
 @pytest.fixture()
@@ -109,19 +109,7 @@ def test_ppo_learns_its_std_and_logs_ppo_terms(config, tmp_path):
 
 
 def test_ppo_checkpoint_and_resume_equals_uninterrupted(config, tmp_path):
-    straight = Trainer(config, tmp_path / "a")
-    for _ in range(4):
-        straight.train_step()
-    first = Trainer(config, tmp_path / "b")
-    for _ in range(2):
-        first.train_step()
-    first.save()
-    resumed = Trainer.resume(tmp_path / "b")
-    assert resumed.update == 2 and isinstance(resumed.agent, GaussianPolicy)
-    for _ in range(2):
-        resumed.train_step()
-    for key, value in straight.agent.state_dict().items():
-        assert torch.equal(value, resumed.agent.state_dict()[key]), key
+    assert isinstance(assert_resumes_exactly(config, tmp_path, stop=2, total=4).agent, GaussianPolicy)
 
 
 def test_cli_train_eval_render_ppo(mnist_dir, tmp_path, capsys):

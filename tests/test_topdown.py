@@ -12,7 +12,7 @@ from activevision.agents.reinforce import location_decisions, rollout
 from activevision.agents.topdown import TopDown, n_step_targets, q_learning_loss
 from activevision.agents.trainer import TrainConfig, Trainer, load_run
 from activevision.cli import main
-from tests.conftest import assert_learns_above_chance
+from tests.conftest import assert_learns_above_chance, assert_resumes_exactly
 
 
 @pytest.fixture()
@@ -110,19 +110,7 @@ def test_topdown_learns_above_chance(config, tmp_path):
 
 def test_topdown_checkpoint_and_resume_equals_uninterrupted(config, tmp_path):
     """The target network and the exploration stream are part of the checkpoint: a resumed run is bit-equal."""
-    straight = Trainer(config, tmp_path / "a")
-    for _ in range(5):
-        straight.train_step()
-    first = Trainer(config, tmp_path / "b")
-    for _ in range(3):
-        first.train_step()
-    first.save()
-    resumed = Trainer.resume(tmp_path / "b")
-    assert resumed.update == 3 and isinstance(resumed.agent, TopDown)
-    for _ in range(2):
-        resumed.train_step()
-    for key, value in straight.agent.state_dict().items():
-        assert torch.equal(value, resumed.agent.state_dict()[key]), key
+    assert isinstance(assert_resumes_exactly(config, tmp_path, stop=3, total=5).agent, TopDown)
 
 
 def test_cli_train_eval_topdown(mnist_dir, tmp_path, capsys):
