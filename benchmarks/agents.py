@@ -20,7 +20,6 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import gymnasium as gym
 import torch
@@ -28,10 +27,8 @@ import torch
 import activevision  # noqa: F401  (registers the ids)
 from activevision.agents.trainer import TrainConfig, Trainer, evaluate
 from activevision.envs.presets import PRESETS
+from learning import CLUTTER, T10K  # the t10k protocol's worlds (learning.py says why these)
 
-MNIST_DIR = str(Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist")
-T10K = dict(data_dir=MNIST_DIR, split="t10k-train", download=False, shift=2)
-CLUTTER = dict(T10K, size=48_000)  # 6 canvases per training digit (benchmarks/learning.py says why)
 TEST_IMAGES = 2000
 BATCH = 128
 # name: (env id, training world, test split, test world options over the training ones, updates at scale 1)

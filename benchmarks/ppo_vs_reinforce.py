@@ -20,11 +20,10 @@ from pathlib import Path
 import torch
 
 from activevision.agents.trainer import TrainConfig, Trainer
+from learning import T10K  # the t10k protocol's training world
 
-MNIST_DIR = str(Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist")
 WORLDS = {  # name: (env id, training world, test split, test world options)
-    "mnist": ("GlimpseMNIST-v0", dict(data_dir=MNIST_DIR, split="t10k-train", download=False, shift=2), "t10k-test",
-              {}),
+    "mnist": ("GlimpseMNIST-v0", T10K, "t10k-test", {}),
     "house": ("GlimpseHouseNumbers-v0", dict(size=60_000, shift=2), "test", {}),
 }
 SETTINGS = {"reinforce": dict(agent="ram", lr=1e-3, lr_final=1e-4), "ppo": dict(agent="ppo-ram", lr=3e-4,
