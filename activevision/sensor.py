@@ -18,6 +18,7 @@ The context (the whole image area-averaged to ``size x size``) is one pair of pe
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -82,13 +83,19 @@ class GlimpseGeometry:
         return np.stack([x0, y0, x0 + self.sizes, y0 + self.sizes], axis=-1).astype(np.int64)
 
 
+# Table phases (``TorchSensor.phases``) are used only where a phase plane is at least this many entries wide.
+MIN_PHASE_COLUMNS = 128
+
+
 class SensorState(NamedTuple):
     """A prepared image (or batch of images) and what a glimpse needs to read it."""
 
-    table: Any  # per-scale block-mean images (numpy) or flat integral images (torch)
+    table: Any  # per-scale block-mean images (numpy) or flat integral images (torch); None for phase tables
     divisor: Any
     height: int
     width: int
+    # Tables kept in a phase layout (``TorchSensor.wrap``): (first scale, end scale, table, layout) per table.
+    groups: tuple[tuple[int, int, Any, Any], ...] = ()
 
 
 def _floor(value: Any) -> Any:
@@ -280,19 +287,44 @@ class TorchSensor:
         divisor = self._area * (255.0 if integer else 1.0)
         return SensorState(table.reshape(n, channels, -1), divisor, height, width)
 
-    def wrap(self, table: torch.Tensor | np.ndarray, height: int, width: int) -> SensorState:
-        """The state of integral tables built elsewhere, ``(N, C, (H+1)*(W+1))`` sums of uint8 images, int64 or
-        int32 modulo 2^32 (exact for blocks up to 4104^2 pixels) (e.g. a ``LargeImageDataset``'s read-only
-        memmap, which ``glimpse`` then reads only where it looks: wrapped without a copy, never written)."""
-        if isinstance(table, np.ndarray):
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                table = torch.from_numpy(table)
-        length = (height + 1) * (width + 1)
-        if table.dtype not in (torch.int32, torch.int64) or table.ndim != 3 or table.shape[2] != length:
-            raise ValueError(f"table of dtype {table.dtype} and shape {tuple(table.shape)} is not allowed: use int32 "
-                             f"or int64 (N, C, {length}) for {height} x {width} images")
-        return SensorState(table, self._area * 255.0, height, width)
+    def phases(self, width: int) -> tuple[int, ...]:
+        """The table phase each scale reads (``wrap``) for images ``width`` pixels wide: scales 0, 1 phase 1,
+        scales 2, 3 phase ``factor^2``, ..., so that every scale reads a block of one phase plane with entries 1 or
+        ``factor`` apart; phases whose planes would be narrower than ``MIN_PHASE_COLUMNS`` are not used (a
+        table that narrow is a few pages per row anyway: its scales read the widest plane allowed)."""
+        factors = [int(f) for f in self.geometry.factors]
+        allowed = [f for f in factors if f == 1 or (width + 1) // f >= MIN_PHASE_COLUMNS]
+        return tuple(max(q for q in allowed if q <= factors[k - k % 2]) for k in range(len(factors)))
+
+    def wrap(self, tables: Callable[[int], tuple[torch.Tensor | np.ndarray, Any]], height: int,
+             width: int) -> SensorState:
+        """The state of summed-area tables of uint8 images built elsewhere in a phase layout: ``tables(q)`` gives
+        ``(table (N, C, size) int32 or int64, layout)`` with ``layout.row_offsets(y) + layout.col_offsets(x)`` the
+        offset of entry ``(y, x)`` (e.g. ``LargeImageDataset.tables``: a read-only memmap that ``glimpse`` then
+        reads only where it looks, wrapped without a copy, never written). Int32 tables hold the sums modulo 2^32
+        (exact for blocks up to 4104^2 pixels)."""
+        groups, phases = [], self.phases(width)
+        for q in dict.fromkeys(phases):
+            table, layout = tables(q)
+            if isinstance(table, np.ndarray):
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                    table = torch.from_numpy(table)
+            if table.dtype not in (torch.int32, torch.int64) or table.ndim != 3:
+                raise ValueError(f"table of dtype {table.dtype} and shape {tuple(table.shape)} is not allowed: use "
+                                 "int32 or int64 (N, C, size)")
+            scales = [k for k, phase in enumerate(phases) if phase == q]
+            groups.append((scales[0], scales[-1] + 1, table, layout))
+        return SensorState(None, self._area * 255.0, height, width, tuple(groups))
+
+    @staticmethod
+    def _take(table: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Entries at row offsets ``rows`` (B, S, p+1) and column offsets ``cols`` (B, S, p+1) of images ``index``
+        of a flat ``(N, C, length)`` table, every channel: ``(B, S, C, p+1, p+1)``, one gather."""
+        channels, length = table.shape[1], table.shape[2]
+        rows = (index.long() * (channels * length))[:, None, None] + rows
+        rows = rows[:, :, None, :] + torch.arange(0, channels * length, length, device=rows.device)[:, None]
+        return torch.take(table, rows[..., :, None] + cols[:, :, None, None, :])
 
     def glimpse(self, state: SensorState, loc: torch.Tensor, index: torch.Tensor | None = None,
                 offset: torch.Tensor | None = None, frame: tuple[int, int] | None = None) -> torch.Tensor:
@@ -314,20 +346,20 @@ class TorchSensor:
         if offset is not None:  # edges clipped to the frame (zero outside it), then moved into the image
             edges = torch.minimum(edges.clamp_(min=0), frame_limit) - offset.to(self.device).long()[:, None, :, None]
         edges = torch.minimum(edges.clamp_(min=0), self._frame_constants((height, width))[1])
-        batch, channels, length = loc.shape[0], table.shape[1], table.shape[2]
-        if index is None:
-            index = torch.arange(batch, device=self.device)
-        # Flat table position of each (image, channel, row edge), (B, S, C, p+1); add the column edge per corner.
-        rows = (index.to(self.device).long() * (channels * length))[:, None, None] + edges[:, :, 1] * (width + 1)
-        rows = rows[:, :, None, :] + torch.arange(0, channels * length, length, device=self.device)[:, None]
-        values = torch.take(table, rows[..., :, None] + edges[:, :, None, None, 0, :])  # (B, S, C, p+1, p+1)
-        if table.dtype == torch.int32:  # sums modulo 2^32 (exact ones too): differences in int64, then reduced
+        index = torch.arange(loc.shape[0], device=self.device) if index is None else index.to(self.device)
+        if state.groups:  # phase tables: each group of scales from its own table, by its layout's offsets
+            parts = [self._take(group, layout.row_offsets(edges[:, lo:hi, 1]), layout.col_offsets(edges[:, lo:hi, 0]),
+                                index) for lo, hi, group, layout in state.groups]
+            values, dtype = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0], state.groups[0][2].dtype
+        else:  # flat table position of each (image, channel, row edge) plus the column edge per corner
+            values, dtype = self._take(table, edges[:, :, 1] * (width + 1), edges[:, :, 0], index), table.dtype
+        if dtype == torch.int32:  # sums modulo 2^32 (exact ones too): differences in int64, then reduced
             values = values.long()
         across = values[..., 1:] - values[..., :-1]
         sums = across[..., 1:, :] - across[..., :-1, :]
-        if table.dtype == torch.int32:
+        if dtype == torch.int32:
             sums &= 0xFFFFFFFF
-        if table.dtype == torch.float64:  # float images: float sums, clamp rounding
+        if dtype == torch.float64:  # float images: float sums, clamp rounding
             return (sums / state.divisor).to(torch.float32).clamp_(0.0, 1.0)
         # Integer sums (stored as integers, or as exact integers in float32): x / x is exactly 1.
         return sums.to(torch.float32) / state.divisor.to(torch.float32)

@@ -72,7 +72,7 @@ class GlimpseEnv(gym.Env):
         if self._large:
             self.sensor = TorchSensor(patch, scales, scale_factor)
             height, width, _ = dataset.shape
-            self._tables = self.sensor.wrap(dataset.integral(), height, width)
+            self._tables = self.sensor.wrap(dataset.tables, height, width)
         else:
             self.sensor = NumpySensor(patch, scales, scale_factor)
         world = self.world

@@ -89,7 +89,7 @@ class GlimpseVectorEnv(VectorEnv):
 
         n = self.num_envs
         if self._large:
-            self._state = self.sensor.wrap(dataset.integral(), world.height, world.width)
+            self._state = self.sensor.wrap(dataset.tables, world.height, world.width)
         else:
             self._state = self._integral_images()
         self._arange = torch.arange(n, device=self.device)

@@ -26,28 +26,70 @@ def in_memory(large: LargeImageDataset) -> ArrayDataset:
     return ArrayDataset(np.array(large.images), large.labels, num_classes=large.num_classes)
 
 
-def test_tables_equal_the_in_memory_integral_images(large):
+def plain(large: LargeImageDataset, q: int) -> np.ndarray:
+    """The phase-q tables read back in plain (N, C, H + 1, W + 1) order through their layout's offsets."""
+    table, layout = large.tables(q)
+    height, width, _ = large.shape
+    return table[:, :, layout.row_offsets(np.arange(height + 1))[:, None] + layout.col_offsets(np.arange(width + 1))]
+
+
+@pytest.mark.parametrize("q", [1, 2, 4])
+def test_tables_equal_the_in_memory_integral_images(large, q):
     assert isinstance(large.get(0)[0], np.memmap) and large.shape == (70, 90, large.shape[2])
     expected = TorchSensor(4, 1).prepare(torch.from_numpy(np.array(large.images))).table
-    assert large.integral().dtype == np.int32
-    np.testing.assert_array_equal(large.integral(), expected.numpy())
+    assert large.tables(q)[0].dtype == np.int32 and large.tables(q)[0].shape[2] == large.tables(q)[1].size
+    np.testing.assert_array_equal(plain(large, q), expected.numpy().reshape(5, -1, 71, 91))
     picture, factor = large.overview(1, max_side=32)
     assert factor == 3 and picture.shape == (24, 30, large.shape[2])
     np.testing.assert_allclose(picture[0, 0], np.array(large.images[1, :3, :3]).mean(axis=(0, 1)), atol=0.5)
 
 
-def test_tables_are_built_in_bands_and_kept(large, monkeypatch):
+@pytest.mark.parametrize("q", [1, 2])
+def test_tables_are_built_in_bands_and_kept(large, monkeypatch, q):
     from activevision.data import large as module
 
-    path = large.folder / "integral.i32"
-    expected = np.array(large.integral())
+    path = large.folder / f"integral-q{q}.i32"
+    expected = plain(large, q)
     path.unlink()
-    monkeypatch.setattr(module, "BAND_ELEMENTS", 200)  # two rows per band
+    monkeypatch.setattr(module, "BAND_ELEMENTS", 200)  # bands of q * 32 rows: 3 (q = 1) or 2 (q = 2) of them
     rebuilt = LargeImageDataset(large.folder)
-    np.testing.assert_array_equal(rebuilt.integral(), expected)
+    np.testing.assert_array_equal(plain(rebuilt, q), expected)
     stamp = path.stat().st_mtime_ns
-    assert np.array_equal(LargeImageDataset(large.folder).integral(), expected) and path.stat().st_mtime_ns == stamp
+    assert np.array_equal(plain(LargeImageDataset(large.folder), q), expected) and path.stat().st_mtime_ns == stamp
     assert [p.name for p in large.folder.iterdir() if "partial" in p.name] == []
+
+
+def test_each_scale_reads_the_widest_phase_plane_allowed():
+    sensor = TorchSensor(4, 5)  # blocks of 1, 2, 4, 8, 16 pixels
+    assert sensor.phases(4096) == (1, 1, 4, 4, 16)
+    assert sensor.phases(1000) == (1, 1, 4, 4, 4)  # 1001 // 16 = 62 columns: too narrow a plane
+    assert sensor.phases(100) == (1, 1, 1, 1, 1)
+    assert TorchSensor(4, 3, scale_factor=3).phases(4096) == (1, 1, 9)
+
+
+def test_worlds_reading_three_phase_tables_equal_the_same_canvases_in_memory(tmp_path):
+    """A 2,100-pixel-wide canvas and 5 scales: scales 0-1 read phase 1, 2-3 phase 4, 4 phase 16; glimpses of the
+    single and batched worlds, at the borders too, equal those of the canvases held in memory."""
+    rng = np.random.default_rng(5)
+    pieces = ArrayDataset(rng.integers(0, 256, (6, 40, 40, 1), dtype=np.uint8), np.arange(6) % 3)
+    large = write_large_canvases(tmp_path / "wide", pieces, n=3, canvas=(300, 2100), n_distractors=12, seed=1)
+    options = dict(patch=4, scales=5, n_glimpses=4)
+    lazy, memory = GlimpseVectorEnv(large, 16, **options), GlimpseVectorEnv(in_memory(large), 16, **options)
+    assert [lo for lo, *_ in lazy._state.groups] == [0, 2, 4]
+    a, _ = lazy.reset(seed=2)
+    b, _ = memory.reset(seed=2)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(4):
+        torch.testing.assert_close(a["glimpse"], b["glimpse"], atol=1e-6, rtol=0)
+        actions = torch.rand((16, 2 + large.num_classes), generator=generator) * 2.4 - 1.2  # some past the border
+        a, *_ = lazy.step(actions)
+        b, *_ = memory.step(actions)
+    assert float(b["glimpse"].abs().sum()) > 0
+    single, reference = GlimpseEnv(large, **options, start="random"), GlimpseEnv(in_memory(large), **options,
+                                                                                  start="random")
+    for seed in range(3):
+        np.testing.assert_allclose(single.reset(seed=seed)[0]["glimpse"], reference.reset(seed=seed)[0]["glimpse"],
+                                   atol=1e-6)
 
 
 def test_tables_modulo_2_32_give_exact_glimpses_where_the_sums_wrap(tmp_path):
@@ -56,7 +98,7 @@ def test_tables_modulo_2_32_give_exact_glimpses_where_the_sums_wrap(tmp_path):
     rng = np.random.default_rng(0)
     image = rng.integers(200, 256, (1, 4500, 4500, 1), dtype=np.uint8)
     large = write_large_canvases(tmp_path / "bright", ArrayDataset(image, [0]), n=1, canvas=4500)
-    assert int(image.astype(np.int64).sum()) > 2**32 and large.integral().min() < 0  # it did wrap
+    assert int(image.astype(np.int64).sum()) > 2**32 and large.tables(4)[0].min() < 0  # it did wrap
     where = dict(patch=8, scales=3, start="random")
     lazy, memory = GlimpseEnv(large, **where), GlimpseEnv(in_memory(large), **where)
     for seed in range(2):
@@ -119,7 +161,7 @@ def test_registered_id_builds_its_canvases_once(tmp_path):
     env = gym.make("GlimpseLargeImage-v0", **kwargs)
     check_env(env.unwrapped)
     folders = sorted(p.name for p in tmp_path.iterdir())
-    assert len(folders) == 1 and (tmp_path / folders[0] / "integral.i32").is_file()
+    assert len(folders) == 1 and (tmp_path / folders[0] / "integral-q1.i32").is_file()
     envs = gym.make_vec("GlimpseLargeImage-v0", num_envs=4, **kwargs)
     obs, _ = envs.reset(seed=0)
     assert obs["glimpse"].shape == (4, *env.observation_space["glimpse"].shape)
@@ -156,6 +198,8 @@ def test_large_worlds_name_what_is_wrong(large, tmp_path):
         LargeImageDataset(tmp_path)
     with pytest.raises(ValueError, match=r"canvas=\(8, 8\) is not allowed"):
         write_large_canvases(tmp_path / "small", in_memory(large), n=1, canvas=(8, 8))
-    (large.folder / "integral.i32").write_bytes(b"12345678")
+    (large.folder / "integral-q2.i32").write_bytes(b"12345678")
     with pytest.raises(ValueError, match="delete it to rebuild"):
-        LargeImageDataset(large.folder).integral()
+        LargeImageDataset(large.folder).tables(2)
+    with pytest.raises(ValueError, match="q=0 is not allowed"):
+        large.tables(0)

@@ -3,10 +3,12 @@ their summed-area tables (built once on first use, kept next to them) from which
 ``(patch + 1)^2`` reads per scale and channel, whatever the canvas size.
 
 A folder holds ``meta.json`` (shape, classes), ``labels.npy``, ``images.u8`` (N x H x W x C uint8, C-order) and,
-after the first world over it, ``integral.i32`` (N x C x (H + 1) x (W + 1)): the sums modulo 2^32, 4 bytes a
-pixel at any canvas size. A block's sum is the usual four-corner difference taken modulo 2^32, exact for every
-block of up to ``MAX_BLOCK``^2 pixels (255 * 4104^2 < 2^32), far beyond any glimpse's coarsest block. Only the
-pages a glimpse touches are read; ``overview`` gives a small picture of a canvas for rendering, also from the tables.
+after the first world over it, ``integral-q<phase>.i32``: the (H + 1) x (W + 1) tables of every image and channel,
+the sums modulo 2^32, 4 bytes an entry at any canvas size, laid out so that the reads of one glimpse touch few
+memory pages (``PhaseLayout``). A block's sum is the usual four-corner difference taken modulo 2^32, exact for
+every block of up to ``MAX_BLOCK``^2 pixels (255 * 4104^2 < 2^32), far beyond any glimpse's coarsest block. Only
+the pages a glimpse touches are read; ``overview`` gives a small picture of a canvas for rendering, also from
+the tables.
 """
 
 from __future__ import annotations
@@ -16,17 +18,81 @@ import math
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from activevision.data.base import ImageDataset
 
-__all__ = ["LargeImageDataset", "write_large_canvases"]
+__all__ = ["LargeImageDataset", "PhaseLayout", "write_large_canvases"]
 
 FORMAT = 1
 BAND_ELEMENTS = 1 << 24  # table entries built per pass (128 MB of int64): memory stays bounded at any canvas size
 MAX_BLOCK = math.isqrt((2**32 - 1) // 255)  # 4104: the widest square block whose sum is exact modulo 2^32
+TILE = 32  # table entries per tile side: a 32 x 32 tile of int32 is one 4 KB page
+
+
+@dataclass(frozen=True)
+class PhaseLayout:
+    """Where entry ``(y, x)`` of a ``rows x cols`` summed-area table sits in a file of phase ``q``.
+
+    A glimpse's scale of block side ``s`` reads the table at ``(y0 + i s, x0 + j s)``, i, j = 0..patch: laid out
+    row by row, every ``i`` is another page of a wide table (13 pages per scale for 12x12 patches; each a TLB miss
+    and a cache miss, which made a 16,384^2 canvas step 2-3x slower than a 64^2 one). Here the table is split
+    into ``q * q`` phase planes (entries with ``y % q == a`` and ``x % q == b`` in plane ``(a, b)``, at
+    ``(y // q, x // q)``), each cut into ``TILE x TILE`` tiles stored one after another: a scale whose ``s`` is
+    ``q`` or ``2 q`` reads a 13 x 13 or 25 x 25 block of one plane, i.e. 1-4 pages. Offsets are separable,
+    ``row_offsets(y) + col_offsets(x)``, and work on numpy and torch integers alike.
+    """
+
+    rows: int  # table rows, H + 1
+    cols: int  # table columns, W + 1
+    q: int = 1
+
+    @property
+    def tiles(self) -> tuple[int, int]:
+        """Tiles per plane along y and x."""
+        return -(-self.rows // self.q // TILE), -(-self.cols // self.q // TILE)
+
+    @property
+    def plane(self) -> int:
+        """Entries per phase plane (whole tiles)."""
+        tiles_y, tiles_x = self.tiles
+        return tiles_y * tiles_x * TILE * TILE
+
+    @property
+    def size(self) -> int:
+        """Entries per image and channel: every phase plane."""
+        return self.q * self.q * self.plane
+
+    def row_offsets(self, y: Any) -> Any:
+        """The part of the offset of table row ``y`` (any integer array)."""
+        r = y // self.q
+        return (y % self.q) * (self.q * self.plane) + (r // TILE) * (self.tiles[1] * TILE * TILE) + (r % TILE) * TILE
+
+    def col_offsets(self, x: Any) -> Any:
+        """The part of the offset of table column ``x``."""
+        c = x // self.q
+        return (x % self.q) * self.plane + (c // TILE) * (TILE * TILE) + c % TILE
+
+    def write(self, out: np.ndarray, band: np.ndarray, y0: int) -> None:
+        """Store table rows ``y0 ..`` (``band``: C x rows x cols; ``y0`` a multiple of ``q * TILE``) into ``out``
+        (C x size), one whole tile row of every plane at a time."""
+        channels = band.shape[0]
+        tiles_x = self.tiles[1]
+        for a in range(self.q):
+            for b in range(self.q):
+                block = band[:, a :: self.q, b :: self.q]  # plane (a, b): rows y0 // q + k, columns 0 ..
+                count = -(-block.shape[1] // TILE)
+                if count == 0:
+                    continue
+                padded = np.zeros((channels, count * TILE, tiles_x * TILE), out.dtype)
+                padded[:, : block.shape[1], : block.shape[2]] = block
+                tiles = padded.reshape(channels, count, TILE, tiles_x, TILE).transpose(0, 1, 3, 2, 4)
+                start = (a * self.q + b) * self.plane + (y0 // self.q // TILE) * tiles_x * TILE * TILE
+                out[:, start : start + tiles.size // channels] = tiles.reshape(channels, -1)
 
 
 class LargeImageDataset(ImageDataset):
@@ -54,7 +120,7 @@ class LargeImageDataset(ImageDataset):
         if self.labels.shape != (n,) or self.labels.min() < 0 or self.labels.max() >= self.num_classes:
             raise ValueError(f"{self.folder / 'labels.npy'} must hold {n} labels in 0..{self.num_classes - 1}")
         self.images = np.memmap(images, np.uint8, "r", shape=(n, height, width, channels))
-        self._integral: np.ndarray | None = None
+        self._tables: dict[int, tuple[np.ndarray, PhaseLayout]] = {}
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -65,24 +131,28 @@ class LargeImageDataset(ImageDataset):
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{self.folder} is a large-image world: it is never loaded whole (worlds read glimpses "
-                         "from integral(); get(i) gives one canvas as a memmap)")
+                         "from tables(); get(i) gives one canvas as a memmap)")
 
-    def integral(self) -> np.ndarray:
-        """Summed-area tables ``(N, C, (H + 1) * (W + 1))`` int32 modulo 2^32, a read-only memmap; built band
-        by band on first use (into a temporary file renamed when complete: a killed build leaves no partial table)."""
-        if self._integral is None:
+    def tables(self, q: int = 1) -> tuple[np.ndarray, PhaseLayout]:
+        """Summed-area tables of every canvas in phase-``q`` layout: a read-only memmap ``(N, C, layout.size)``
+        int32 (sums modulo 2^32) and its ``PhaseLayout``. Built on first use, band by band, into a temporary file
+        renamed when complete (a killed build leaves no partial table)."""
+        if isinstance(q, bool) or not isinstance(q, int) or q < 1:
+            raise ValueError(f"q={q!r} is not allowed: use a positive integer")
+        if q not in self._tables:
             n, (height, width, channels) = len(self), self.shape
+            layout = PhaseLayout(height + 1, width + 1, q)
             dtype = np.dtype(np.int32)
-            path = self.folder / "integral.i32"
-            expected = n * channels * (height + 1) * (width + 1) * dtype.itemsize
+            path = self.folder / f"integral-q{q}.i32"
+            expected = n * channels * layout.size * dtype.itemsize
             if path.is_file() and path.stat().st_size != expected:
                 raise ValueError(f"{path} has {path.stat().st_size} bytes, not {expected}: delete it to rebuild it")
             if not path.is_file():
-                _build_integral(self.images, path, dtype)
+                _build_tables(self.images, path, layout, dtype)
             # Read-only and shared: a writable private (copy-on-write) map of tables larger than memory is refused
             # by the kernel's overcommit check (measured: ENOMEM for 34 GB on a 24 GB machine).
-            self._integral = np.memmap(path, dtype, "r", shape=(n, channels, (height + 1) * (width + 1)))
-        return self._integral
+            self._tables[q] = np.memmap(path, dtype, "r", shape=(n, channels, layout.size)), layout
+        return self._tables[q]
 
     def overview(self, index: int, max_side: int = 512) -> tuple[np.ndarray, int]:
         """Canvas ``index`` area-averaged by an integer factor ``f`` to at most ``max_side`` pixels per side
@@ -95,29 +165,33 @@ class LargeImageDataset(ImageDataset):
                              f"{factor} pixels exceed {MAX_BLOCK}; use max_side >= {least}")
         ys = np.minimum(np.arange(0, height + factor, factor), height)
         xs = np.minimum(np.arange(0, width + factor, factor), width)
-        table = self.integral()[index].reshape(channels, height + 1, width + 1)
-        corners = table[:, ys][:, :, xs].astype(np.int64)  # (C, rows + 1, cols + 1)
+        table, layout = self.tables(1)
+        corners = table[index][:, layout.row_offsets(ys)[:, None] + layout.col_offsets(xs)[None, :]].astype(np.int64)
         sums = (corners[:, 1:, 1:] - corners[:, :-1, 1:] - corners[:, 1:, :-1] + corners[:, :-1, :-1]) & 0xFFFFFFFF
         area = np.diff(ys)[:, None] * np.diff(xs)[None, :]
         return np.round(sums / area).astype(np.uint8).transpose(1, 2, 0), factor
 
 
-def _build_integral(images: np.ndarray, path: Path, dtype: np.dtype) -> None:
-    """Write the summed-area tables of ``images`` (N, H, W, C) to ``path``, a band of rows at a time."""
+def _build_tables(images: np.ndarray, path: Path, layout: PhaseLayout, dtype: np.dtype) -> None:
+    """Write the summed-area tables of ``images`` (N, H, W, C) to ``path`` in ``layout``, a band of rows at a
+    time (bands of whole tile rows of every plane; about ``BAND_ELEMENTS`` entries, at least ``q * TILE`` rows)."""
     n, height, width, channels = images.shape
     temporary = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    table = np.memmap(temporary, dtype, "w+", shape=(n, channels, height + 1, width + 1))
-    band = max(1, BAND_ELEMENTS // ((width + 1) * channels))
+    out = np.memmap(temporary, dtype, "w+", shape=(n, channels, layout.size))
+    step = layout.q * TILE
+    band = max(step, BAND_ELEMENTS // ((width + 1) * channels) // step * step)
     for i in range(n):
         carry = np.zeros((channels, width + 1), np.int64)  # the table's row above the band
-        for y0 in range(0, height, band):
-            rows = images[i, y0 : y0 + band].transpose(2, 0, 1).astype(np.int64)  # (C, b, W)
-            sums = rows.cumsum(axis=2).cumsum(axis=1)
-            sums += carry[:, None, 1:]
-            table[i, :, y0 + 1 : y0 + 1 + rows.shape[1], 1:] = sums.astype(dtype)  # wraps modulo 2^32
-            carry[:, 1:] = sums[:, -1]
-    table.flush()
-    del table
+        for y0 in range(0, height + 1, band):  # table rows y0 .. y1 - 1; row y sums image rows 0 .. y - 1
+            y1 = min(y0 + band, height + 1)
+            first = max(y0, 1)
+            rows = images[i, first - 1 : y1 - 1].transpose(2, 0, 1).astype(np.int64)  # (C, b, W)
+            sums = np.zeros((channels, y1 - y0, width + 1), np.int64)
+            sums[:, first - y0 :, 1:] = rows.cumsum(axis=2).cumsum(axis=1) + carry[:, None, 1:]
+            carry = sums[:, -1]
+            layout.write(out[i], sums, y0)  # wraps modulo 2^32
+    out.flush()
+    del out
     os.replace(temporary, path)
 
 
