@@ -10,8 +10,8 @@ written, so glimpses read them from the page cache (warm): the figures are those
 
     python benchmarks/large_images.py [--sizes 64 256 1024 4096 16384] [--huge] [--dir /tmp/large]
 
-``--huge`` adds a 65,536^2 canvas (4.3 GB of image and 2 x 17 GB of tables, phases 1 and 4, on disk). One line per size, then the
-ratio line (largest / smallest step time; target <= 1.25).
+``--huge`` adds a 65,536^2 canvas (4.3 GB of image and 2 x 17 GB of tables, phases 1 and 4, on disk). One line
+per size, then the ratio line (largest / smallest step time; target <= 1.25).
 """
 
 from __future__ import annotations

@@ -92,9 +92,10 @@ class GlimpseEnv(gym.Env):
         super().reset(seed=seed)
         index = None if options is None else options.get("index")
         if index is not None:
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.dataset):
+            size = len(self.dataset)
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < size:
                 raise ValueError(f"options['index']={index!r} is not allowed: use an integer in "
-                                 f"[0, {len(self.dataset)})")
+                                 f"[0, {size})")
             index = int(index)
         elif self.world.order == "sequential":
             index = self._next_index
