@@ -114,6 +114,7 @@ class TrainConfig:
     device: str = "auto"
     lr: float | None = None  # None: the agent's default (AGENT_DEFAULTS), likewise below
     lr_final: float | None = None  # cosine decay to this rate when set
+    warmup: int = 0  # updates of linear learning-rate warmup from lr / warmup (0: none)
     hidden: int | None = None
     glimpse_hidden: int | None = None
     core: str = "rnn"  # RAM's recurrent core
@@ -160,6 +161,7 @@ class TrainConfig:
         for name in ("steps", "batch", "hidden", "glimpse_hidden", "layers", "heads", "eval_every", "eval_batch",
                      "checkpoint_every", "ppo_epochs", "minibatches", "regions", "rounds", "target_every", "n_step"):
             check_int(name, getattr(self, name), 1)
+        check_int("warmup", self.warmup, 0)
         for name in ("lr", "std", "clip", "clip_range"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed: it must be > 0")
@@ -269,11 +271,14 @@ class Trainer:
         return config.std + (config.std_final - config.std) * min(self.update / max(config.steps - 1, 1), 1.0)
 
     def lr(self) -> float:
+        """The learning rate of this update: ``lr``, or its cosine decay to ``lr_final``, times the warmup's
+        ``(update + 1) / warmup`` during the first ``warmup`` updates."""
         config = self.config
-        if config.lr_final is None:
-            return config.lr
-        progress = min(self.update / max(config.steps - 1, 1), 1.0)
-        return config.lr_final + 0.5 * (config.lr - config.lr_final) * (1.0 + np.cos(np.pi * progress))
+        rate = config.lr
+        if config.lr_final is not None:
+            progress = min(self.update / max(config.steps - 1, 1), 1.0)
+            rate = config.lr_final + 0.5 * (config.lr - config.lr_final) * (1.0 + np.cos(np.pi * progress))
+        return rate * min(1.0, (self.update + 1) / config.warmup) if config.warmup else rate
 
     def epsilon(self) -> float:
         """Top-down exploration at this update: linear from ``epsilon`` to ``epsilon_final`` over the first

@@ -50,8 +50,10 @@ WORLDS = {  # name: (env id, env kwargs, eval split, updates at scale 1, extra c
     "house": ("GlimpseHouseNumbers-v0", dict(size=60_000, shift=2), "test", 3000, OPTIMISER),
 }
 # GAM: its paper's model (width 64, one encoder and one decoder layer, context 12x12) with RAM's schedule here:
-# the paper's lr 1e-4 is for far longer training (after 500 MNIST updates: 1e-4 -> 72 %, 1e-3 -> 82 %, 2e-3 -> 75 %).
-GAM = dict(lr=1e-3, lr_final=1e-4)
+# the paper's lr 1e-4 is for far longer training (after 500 MNIST updates: 1e-4 -> 72 %, 1e-3 -> 82 %, 2e-3 -> 75 %),
+# plus 200 updates of linear warmup, as transformers usually get: without it, on house numbers (20,000 training
+# images, 600 updates at 1e-3) GAM stayed at chance (10.4 %); with it, 46.1 % (3e-4 without warmup: 28.1 %).
+GAM = dict(lr=1e-3, lr_final=1e-4, warmup=200)
 
 
 def run(name: str, agent: str, policy: str, scale: float, mc: int, device: str, seed: int,

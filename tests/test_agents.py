@@ -200,12 +200,23 @@ def test_demo_end_to_end(tmp_path, capsys):
     (dict(policy="greedy"), "policy='greedy'"), (dict(batch=0), "batch=0"), (dict(env="CartPole-v1"), "CartPole"),
     (dict(env_kwargs={"action_mode": "discrete"}), "action_mode must be 'continuous'"),
     (dict(eval_env_kwargs=["size", 3]), r"eval_env_kwargs=\['size', 3\] is not allowed"),
-    (dict(classify_steps="every"), "classify_steps='every'"),
+    (dict(classify_steps="every"), "classify_steps='every'"), (dict(warmup=-1), "warmup=-1"),
     (dict(env_kwargs={"split": "t10k-train", "size": object()}), r"env_kwargs\['size'\]=<object"),
 ])
 def test_bad_training_options_are_named(config, changes, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**{**config.__dict__, **changes}).check()
+
+
+def test_learning_rate_warms_up_linearly_then_follows_its_schedule(config, tmp_path):
+    config.steps, config.lr, config.lr_final, config.warmup = 5, 1e-3, 1e-4, 2
+    trainer = Trainer(config, tmp_path / "run")
+    rates = []
+    for _ in range(5):
+        trainer.train_step()
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+    cosine = [1e-4 + 0.5 * 9e-4 * (1 + np.cos(np.pi * u / 4)) for u in range(5)]
+    np.testing.assert_allclose(rates, [cosine[0] / 2, cosine[1], *cosine[2:]], rtol=1e-12)
 
 
 def test_paths_in_world_options_are_saved_as_strings(config, mnist_dir, tmp_path):
