@@ -90,12 +90,12 @@ MIN_PHASE_COLUMNS = 128
 class SensorState(NamedTuple):
     """A prepared image (or batch of images) and what a glimpse needs to read it."""
 
-    table: Any  # per-scale block-mean images (numpy) or flat integral images (torch); None for phase tables
+    table: Any  # per-scale block-mean images (numpy) or flat integral images (torch)
     divisor: Any
     height: int
     width: int
-    # Tables kept in a phase layout (``TorchSensor.wrap``): (first scale, end scale, table, layout) per table.
-    groups: tuple[tuple[int, int, Any, Any], ...] = ()
+    # Tables in a layout of their own (``TorchSensor.wrap``): per scale, the offset of each table row and column.
+    offsets: tuple[Any, Any] | None = None
 
 
 def _floor(value: Any) -> Any:
@@ -260,6 +260,7 @@ class TorchSensor:
         self._half = torch.as_tensor(self.geometry.sizes / 2.0 - 0.5, device=self.device)[None, :, None]  # (1, S, 1)
         area = torch.as_tensor(self.geometry.factors, dtype=torch.float64, device=self.device) ** 2
         self._area = area[None, :, None, None, None]
+        self._scale_index = torch.arange(scales, device=self.device)[None, :, None]  # (1, S, 1)
         self._frames: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _frame_constants(self, frame: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,26 +297,27 @@ class TorchSensor:
         allowed = [f for f in factors if f == 1 or (width + 1) // f >= MIN_PHASE_COLUMNS]
         return tuple(max(q for q in allowed if q <= factors[k - k % 2]) for k in range(len(factors)))
 
-    def wrap(self, tables: Callable[[int], tuple[torch.Tensor | np.ndarray, Any]], height: int,
+    def wrap(self, tables: Callable[[tuple[int, ...]], tuple[torch.Tensor | np.ndarray, Any]], height: int,
              width: int) -> SensorState:
-        """The state of summed-area tables of uint8 images built elsewhere in a phase layout: ``tables(q)`` gives
-        ``(table (N, C, size) int32 or int64, layout)`` with ``layout.row_offsets(y) + layout.col_offsets(x)`` the
-        offset of entry ``(y, x)`` (e.g. ``LargeImageDataset.tables``: a read-only memmap that ``glimpse`` then
-        reads only where it looks, wrapped without a copy, never written). Int32 tables hold the sums modulo 2^32
-        (exact for blocks up to 4104^2 pixels)."""
-        groups, phases = [], self.phases(width)
-        for q in dict.fromkeys(phases):
-            table, layout = tables(q)
-            if isinstance(table, np.ndarray):
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-                    table = torch.from_numpy(table)
-            if table.dtype not in (torch.int32, torch.int64) or table.ndim != 3:
-                raise ValueError(f"table of dtype {table.dtype} and shape {tuple(table.shape)} is not allowed: use "
-                                 "int32 or int64 (N, C, size)")
-            scales = [k for k, phase in enumerate(phases) if phase == q]
-            groups.append((scales[0], scales[-1] + 1, table, layout))
-        return SensorState(None, self._area * 255.0, height, width, tuple(groups))
+        """The state of summed-area tables of uint8 images built elsewhere with a copy per phase: ``tables(phases)``
+        gives ``(table (N, C, size) int32 or int64, layout)`` with ``layout.row_offsets(q, y) +
+        layout.col_offsets(q, x)`` the offset of entry ``(y, x)`` of phase ``q`` in an image-channel block (e.g.
+        ``LargeImageDataset.tables``: a read-only memmap that ``glimpse`` then reads only where it looks, wrapped
+        without a copy, never written). Int32 tables hold the sums modulo 2^32 (exact for blocks up to 4104^2
+        pixels). Each scale's row and column offsets are tabled once here: a glimpse looks them up."""
+        phases = self.phases(width)
+        table, layout = tables(tuple(dict.fromkeys(phases)))
+        if isinstance(table, np.ndarray):
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                table = torch.from_numpy(table)
+        if table.dtype not in (torch.int32, torch.int64) or table.ndim != 3:
+            raise ValueError(f"table of dtype {table.dtype} and shape {tuple(table.shape)} is not allowed: use int32 "
+                             "or int64 (N, C, size)")
+        rows = np.stack([layout.row_offsets(q, np.arange(height + 1)) for q in phases])  # (S, H + 1)
+        cols = np.stack([layout.col_offsets(q, np.arange(width + 1)) for q in phases])  # (S, W + 1)
+        return SensorState(table, self._area * 255.0, height, width,
+                           (torch.as_tensor(rows, device=self.device), torch.as_tensor(cols, device=self.device)))
 
     @staticmethod
     def _take(table: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -347,12 +349,12 @@ class TorchSensor:
             edges = torch.minimum(edges.clamp_(min=0), frame_limit) - offset.to(self.device).long()[:, None, :, None]
         edges = torch.minimum(edges.clamp_(min=0), self._frame_constants((height, width))[1])
         index = torch.arange(loc.shape[0], device=self.device) if index is None else index.to(self.device)
-        if state.groups:  # phase tables: each group of scales from its own table, by its layout's offsets
-            parts = [self._take(group, layout.row_offsets(edges[:, lo:hi, 1]), layout.col_offsets(edges[:, lo:hi, 0]),
-                                index) for lo, hi, group, layout in state.groups]
-            values, dtype = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0], state.groups[0][2].dtype
+        if state.offsets is not None:  # each scale's row and column offsets looked up in its tables
+            rows = state.offsets[0][self._scale_index, edges[:, :, 1]]
+            cols = state.offsets[1][self._scale_index, edges[:, :, 0]]
         else:  # flat table position of each (image, channel, row edge) plus the column edge per corner
-            values, dtype = self._take(table, edges[:, :, 1] * (width + 1), edges[:, :, 0], index), table.dtype
+            rows, cols = edges[:, :, 1] * (width + 1), edges[:, :, 0]
+        values, dtype = self._take(table, rows, cols, index), table.dtype
         if dtype == torch.int32:  # sums modulo 2^32 (exact ones too): differences in int64, then reduced
             values = values.long()
         across = values[..., 1:] - values[..., :-1]

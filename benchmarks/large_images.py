@@ -8,16 +8,22 @@ the single env's step time (continuous mode, random actions, 4 scales of 12x12),
 and one forward pass of a small conv net (two 3x3 convs, stride 2) over the whole canvas. The tables were just
 written, so glimpses read them from the page cache (warm): the figures are those of a canvas already opened.
 
-    python benchmarks/large_images.py [--sizes 64 256 1024 4096 16384] [--huge] [--dir /tmp/large]
+Step times on this VM drift by +-30 % from minute to minute (the same 64^2 world: 2.8 ms in one run, 4.6 ms in
+the next), more than the effect measured: every size's envs are made first, then timed in ``--rounds`` rounds,
+each round every size in turn (a slow minute slows all of them), and each figure is the median of its rounds.
 
-``--huge`` adds a 65,536^2 canvas (4.3 GB of image and 2 x 17 GB of tables, phases 1 and 4, on disk). One line
-per size, then the ratio line (largest / smallest step time; target <= 1.25).
+    python benchmarks/large_images.py [--sizes 64 256 1024 4096 16384] [--huge] [--dir /tmp/large] [--rounds 7]
+
+Every size's canvases stay on disk until the end (about 5 GB for the default sizes); ``--huge`` adds a 65,536^2
+canvas (4.3 GB of image and 2 x 17 GB of tables, phases 1 and 4). One line per size, then the ratio line
+(largest / smallest step time; target <= 1.25).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +33,6 @@ import torch
 from activevision.data import MNIST, write_large_canvases
 from activevision.envs import GlimpseEnv
 from activevision.envs.vector import GlimpseVectorEnv
-from activevision.sensor import TorchSensor
 
 MNIST_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist"
 WORLD = dict(patch=12, scales=4, n_glimpses=8)
@@ -42,25 +47,19 @@ def anonymous_memory_mb() -> float:
 
 
 def single_step_us(env: GlimpseEnv, steps: int) -> float:
-    """Mean microseconds per step over ``steps`` steps (resets included, as in training), after a warm-up."""
-    env.action_space.seed(0)
-    env.reset(seed=0)
+    """Mean microseconds per step over ``steps`` random steps (resets included, as in training)."""
     actions = [env.action_space.sample() for _ in range(steps)]
-    for phase in ("warm", "timed"):
-        start = time.perf_counter()
-        for action in actions if phase == "timed" else actions[:200]:
-            _, _, done, _, _ = env.step(action)
-            if done:
-                env.reset()
+    start = time.perf_counter()
+    for action in actions:
+        _, _, done, _, _ = env.step(action)
+        if done:
+            env.reset()
     return (time.perf_counter() - start) / steps * 1e6
 
 
-def batched_step_ms(envs: GlimpseVectorEnv, steps: int) -> float:
-    envs.reset(seed=0)
-    generator = torch.Generator().manual_seed(0)
+def batched_step_ms(envs: GlimpseVectorEnv, steps: int, generator: torch.Generator) -> float:
+    """Mean milliseconds per step of the batched env over ``steps`` random steps."""
     actions = [torch.rand(envs.action_space.shape, generator=generator) * 2 - 1 for _ in range(steps)]
-    for action in actions[:10]:
-        envs.step(action)
     start = time.perf_counter()
     for action in actions:
         envs.step(action)
@@ -86,31 +85,45 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1024, 4096, 16384])
     parser.add_argument("--huge", action="store_true", help="add a 65,536^2 canvas (about 39 GB on disk)")
     parser.add_argument("--dir", type=Path, default=None, help="where to write the canvases (default: a temp dir)")
-    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--steps", type=int, default=5000, help="single-env steps per size (50x fewer batched)")
+    parser.add_argument("--rounds", type=int, default=7, help="timing rounds over all sizes; medians reported")
     args = parser.parse_args()
     torch.set_num_threads(1)
     sizes = args.sizes + ([65536] if args.huge else [])
     digits = MNIST("t10k-train", data_dir=MNIST_DIR, download=False)
     root = Path(tempfile.mkdtemp(dir=args.dir, prefix="large-images-"))
-    single, batched = {}, {}
+    worlds, built, memory = {}, {}, {}
+    generator = torch.Generator().manual_seed(0)
     try:
         for side in sizes:
             canvases = 1 if side > 16384 else 2
-            start = time.perf_counter()
             data = write_large_canvases(root / f"c{side}", digits, n=canvases, canvas=side, n_distractors=3, seed=0)
-            written = time.perf_counter() - start
             start = time.perf_counter()
-            for q in set(TorchSensor(WORLD["patch"], WORLD["scales"]).phases(side)):
-                data.tables(q)  # the phase tables this world reads
-            built = time.perf_counter() - start
-            disk = sum(p.stat().st_size for p in data.folder.iterdir()) / 2**30
-            single[side] = single_step_us(GlimpseEnv(data, **WORLD), args.steps)
-            batched[side] = batched_step_ms(GlimpseVectorEnv(data, 256, **WORLD), max(20, args.steps // 50))
-            print(f"large_images canvas={side}x{side} canvases={canvases} disk_gb={disk:.2f} write_s={written:.1f} "
-                  f"tables_s={built:.1f} single_step_us={single[side]:.1f} batched256_step_ms={batched[side]:.2f} "
-                  f"anon_mem_mb={anonymous_memory_mb():.0f}", flush=True)
-            shutil.rmtree(data.folder)
+            batched = GlimpseVectorEnv(data, 256, **WORLD)  # builds the tables of the phases the world reads
+            built[side] = (time.perf_counter() - start, sum(p.stat().st_size for p in data.folder.iterdir()) / 2**30)
+            single = GlimpseEnv(data, **WORLD)
+            single.action_space.seed(0)
+            single.reset(seed=0)
+            batched.reset(seed=0)
+            single_step_us(single, 200)  # warm-up
+            batched_step_ms(batched, 10, generator)
+            worlds[side] = single, batched
+            memory[side] = anonymous_memory_mb()
+        times = {side: ([], []) for side in sizes}
+        for _ in range(args.rounds):
+            for side, (single, batched) in worlds.items():
+                times[side][0].append(single_step_us(single, args.steps // args.rounds))
+                times[side][1].append(batched_step_ms(batched, max(20, args.steps // 50 // args.rounds), generator))
+        single = {side: statistics.median(times[side][0]) for side in sizes}
+        batched = {side: statistics.median(times[side][1]) for side in sizes}
+        for side in sizes:
+            print(f"large_images canvas={side}x{side} disk_gb={built[side][1]:.2f} tables_s={built[side][0]:.1f} "
+                  f"single_step_us={single[side]:.1f} batched256_step_ms={batched[side]:.2f} "
+                  f"(rounds: single {min(times[side][0]):.0f}-{max(times[side][0]):.0f}, batched "
+                  f"{min(times[side][1]):.2f}-{max(times[side][1]):.2f}) "
+                  f"anon_mem_mb_after_this_size={memory[side]:.0f}", flush=True)
     finally:
+        worlds.clear()
         shutil.rmtree(root, ignore_errors=True)
     for side in sizes:  # after the envs, so their memory figures never include these allocations
         print(f"large_images canvas={side}x{side} conv_forward_s={conv_forward_s(side)} (whole image, 1 thread)")
@@ -118,7 +131,9 @@ def main() -> None:
     middle = 4096 if 4096 in sizes and high > 4096 else low
     print(f"large_images ratio_{high}_over_{low} single={single[high] / single[low]:.2f} "
           f"batched={batched[high] / batched[low]:.2f} (target <= 1.25); ratio_{high}_over_{middle} "
-          f"single={single[high] / single[middle]:.2f} batched={batched[high] / batched[middle]:.2f}")
+          f"single={single[high] / single[middle]:.2f} batched={batched[high] / batched[middle]:.2f} "
+          f"(medians of {args.rounds} interleaved rounds)")
+
 
 if __name__ == "__main__":
     main()

@@ -26,36 +26,42 @@ def in_memory(large: LargeImageDataset) -> ArrayDataset:
     return ArrayDataset(np.array(large.images), large.labels, num_classes=large.num_classes)
 
 
-def plain(large: LargeImageDataset, q: int) -> np.ndarray:
-    """The phase-q tables read back in plain (N, C, H + 1, W + 1) order through their layout's offsets."""
-    table, layout = large.tables(q)
+def plain(large: LargeImageDataset, phases: tuple[int, ...], q: int) -> np.ndarray:
+    """Phase q's copy in the tables of ``phases``, read back in plain (N, C, H + 1, W + 1) order through the
+    layout's offsets."""
+    table, layout = large.tables(phases)
     height, width, _ = large.shape
-    return table[:, :, layout.row_offsets(np.arange(height + 1))[:, None] + layout.col_offsets(np.arange(width + 1))]
+    ys, xs = np.arange(height + 1), np.arange(width + 1)
+    return table[:, :, layout.row_offsets(q, ys)[:, None] + layout.col_offsets(q, xs)]
 
 
-@pytest.mark.parametrize("q", [1, 2, 4])
-def test_tables_equal_the_in_memory_integral_images(large, q):
+@pytest.mark.parametrize("phases", [(1,), (1, 2, 4), (4, 1)])
+def test_tables_equal_the_in_memory_integral_images(large, phases):
     assert isinstance(large.get(0)[0], np.memmap) and large.shape == (70, 90, large.shape[2])
     expected = TorchSensor(4, 1).prepare(torch.from_numpy(np.array(large.images))).table
-    assert large.tables(q)[0].dtype == np.int32 and large.tables(q)[0].shape[2] == large.tables(q)[1].size
-    np.testing.assert_array_equal(plain(large, q), expected.numpy().reshape(5, -1, 71, 91))
+    table, layout = large.tables(phases)
+    assert table.dtype == np.int32 and table.shape[2] == layout.size
+    for q in phases:
+        np.testing.assert_array_equal(plain(large, phases, q), expected.numpy().reshape(5, -1, 71, 91))
     picture, factor = large.overview(1, max_side=32)
     assert factor == 3 and picture.shape == (24, 30, large.shape[2])
     np.testing.assert_allclose(picture[0, 0], np.array(large.images[1, :3, :3]).mean(axis=(0, 1)), atol=0.5)
 
 
-@pytest.mark.parametrize("q", [1, 2])
-def test_tables_are_built_in_bands_and_kept(large, monkeypatch, q):
+@pytest.mark.parametrize("phases,name", [((1,), "integral-q1.i32"), ((1, 2), "integral-q1-2.i32")])
+def test_tables_are_built_in_bands_and_kept(large, monkeypatch, phases, name):
     from activevision.data import large as module
 
-    path = large.folder / f"integral-q{q}.i32"
-    expected = plain(large, q)
+    path = large.folder / name
+    expected = [plain(large, phases, q) for q in phases]
     path.unlink()
-    monkeypatch.setattr(module, "BAND_ELEMENTS", 200)  # bands of q * 32 rows: 3 (q = 1) or 2 (q = 2) of them
+    monkeypatch.setattr(module, "BAND_ELEMENTS", 200)  # bands of lcm(phases) * 32 rows: 3 or 2 of them
     rebuilt = LargeImageDataset(large.folder)
-    np.testing.assert_array_equal(plain(rebuilt, q), expected)
+    np.testing.assert_array_equal([plain(rebuilt, phases, q) for q in phases], expected)
     stamp = path.stat().st_mtime_ns
-    assert np.array_equal(plain(LargeImageDataset(large.folder), q), expected) and path.stat().st_mtime_ns == stamp
+    kept = LargeImageDataset(large.folder)
+    np.testing.assert_array_equal([plain(kept, phases, q) for q in phases], expected)
+    assert path.stat().st_mtime_ns == stamp
     assert [p.name for p in large.folder.iterdir() if "partial" in p.name] == []
 
 
@@ -75,7 +81,7 @@ def test_worlds_reading_three_phase_tables_equal_the_same_canvases_in_memory(tmp
     large = write_large_canvases(tmp_path / "wide", pieces, n=3, canvas=(300, 2100), n_distractors=12, seed=1)
     options = dict(patch=4, scales=5, n_glimpses=4)
     lazy, memory = GlimpseVectorEnv(large, 16, **options), GlimpseVectorEnv(in_memory(large), 16, **options)
-    assert [lo for lo, *_ in lazy._state.groups] == [0, 2, 4]
+    assert sorted(p.name for p in large.folder.glob("integral*")) == ["integral-q1-4-16.i32"]
     a, _ = lazy.reset(seed=2)
     b, _ = memory.reset(seed=2)
     generator = torch.Generator().manual_seed(1)
@@ -98,7 +104,7 @@ def test_tables_modulo_2_32_give_exact_glimpses_where_the_sums_wrap(tmp_path):
     rng = np.random.default_rng(0)
     image = rng.integers(200, 256, (1, 4500, 4500, 1), dtype=np.uint8)
     large = write_large_canvases(tmp_path / "bright", ArrayDataset(image, [0]), n=1, canvas=4500)
-    assert int(image.astype(np.int64).sum()) > 2**32 and large.tables(4)[0].min() < 0  # it did wrap
+    assert int(image.astype(np.int64).sum()) > 2**32 and large.tables((1, 4))[0].min() < 0  # it did wrap
     where = dict(patch=8, scales=3, start="random")
     lazy, memory = GlimpseEnv(large, **where), GlimpseEnv(in_memory(large), **where)
     for seed in range(2):
@@ -161,7 +167,7 @@ def test_registered_id_builds_its_canvases_once(tmp_path):
     env = gym.make("GlimpseLargeImage-v0", **kwargs)
     check_env(env.unwrapped)
     folders = sorted(p.name for p in tmp_path.iterdir())
-    assert len(folders) == 1 and (tmp_path / folders[0] / "integral-q1.i32").is_file()
+    assert len(folders) == 1 and (tmp_path / folders[0] / "integral-q1-2.i32").is_file()  # 257 // 2 >= 128
     envs = gym.make_vec("GlimpseLargeImage-v0", num_envs=4, **kwargs)
     obs, _ = envs.reset(seed=0)
     assert obs["glimpse"].shape == (4, *env.observation_space["glimpse"].shape)
@@ -198,8 +204,10 @@ def test_large_worlds_name_what_is_wrong(large, tmp_path):
         LargeImageDataset(tmp_path)
     with pytest.raises(ValueError, match=r"canvas=\(8, 8\) is not allowed"):
         write_large_canvases(tmp_path / "small", in_memory(large), n=1, canvas=(8, 8))
-    (large.folder / "integral-q2.i32").write_bytes(b"12345678")
+    (large.folder / "integral-q1-2.i32").write_bytes(b"12345678")
     with pytest.raises(ValueError, match="delete it to rebuild"):
-        LargeImageDataset(large.folder).tables(2)
-    with pytest.raises(ValueError, match="q=0 is not allowed"):
-        large.tables(0)
+        LargeImageDataset(large.folder).tables((1, 2))
+    with pytest.raises(ValueError, match=r"phases=\(0, 1\) is not allowed"):
+        large.tables((0, 1))
+    with pytest.raises(ValueError, match="phases=4 is not allowed"):
+        large.tables(4)

@@ -3,12 +3,12 @@ their summed-area tables (built once on first use, kept next to them) from which
 ``(patch + 1)^2`` reads per scale and channel, whatever the canvas size.
 
 A folder holds ``meta.json`` (shape, classes), ``labels.npy``, ``images.u8`` (N x H x W x C uint8, C-order) and,
-after the first world over it, ``integral-q<phase>.i32``: the (H + 1) x (W + 1) tables of every image and channel,
-the sums modulo 2^32, 4 bytes an entry at any canvas size, laid out so that the reads of one glimpse touch few
-memory pages (``PhaseLayout``). A block's sum is the usual four-corner difference taken modulo 2^32, exact for
-every block of up to ``MAX_BLOCK``^2 pixels (255 * 4104^2 < 2^32), far beyond any glimpse's coarsest block. Only
-the pages a glimpse touches are read; ``overview`` gives a small picture of a canvas for rendering, also from
-the tables.
+after the first world over it, ``integral-q<phases>.i32``: the (H + 1) x (W + 1) tables of every image and
+channel, the sums modulo 2^32, 4 bytes an entry at any canvas size, a copy per phase the world reads, laid out so
+that the reads of one glimpse touch few memory pages (``PhaseLayout``, ``PhaseTables``). A block's sum is the
+usual four-corner difference taken modulo 2^32, exact for every block of up to ``MAX_BLOCK``^2 pixels
+(255 * 4104^2 < 2^32), far beyond any glimpse's coarsest block. Only the pages a glimpse touches are read;
+``overview`` gives a small picture of a canvas for rendering, also from the tables.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 
 from activevision.data.base import ImageDataset
 
-__all__ = ["LargeImageDataset", "PhaseLayout", "write_large_canvases"]
+__all__ = ["LargeImageDataset", "PhaseLayout", "PhaseTables", "write_large_canvases"]
 
 FORMAT = 1
 BAND_ELEMENTS = 1 << 24  # table entries built per pass (128 MB of int64): memory stays bounded at any canvas size
@@ -95,6 +95,44 @@ class PhaseLayout:
                 out[:, start : start + tiles.size // channels] = tiles.reshape(channels, -1)
 
 
+@dataclass(frozen=True)
+class PhaseTables:
+    """The layout of a table file holding the phases ``phases`` one after another for every image and channel
+    (``(N, C, size)``): ``row_offsets(q, y) + col_offsets(q, x)`` is where entry ``(y, x)`` of phase ``q`` sits
+    in an image-channel block."""
+
+    rows: int
+    cols: int
+    phases: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.phases or any(isinstance(q, bool) or not isinstance(q, int) or q < 1 for q in self.phases) \
+                or len(set(self.phases)) != len(self.phases):
+            raise ValueError(f"phases={self.phases!r} is not allowed: use distinct positive integers")
+
+    @property
+    def layouts(self) -> dict[int, tuple[int, PhaseLayout]]:
+        """Phase -> (offset of its copy in a block, its layout)."""
+        out, base = {}, 0
+        for q in self.phases:
+            layout = PhaseLayout(self.rows, self.cols, q)
+            out[q] = base, layout
+            base += layout.size
+        return out
+
+    @property
+    def size(self) -> int:
+        """Entries per image and channel: every phase's copy."""
+        return sum(layout.size for _, layout in self.layouts.values())
+
+    def row_offsets(self, q: int, y: Any) -> Any:
+        base, layout = self.layouts[q]
+        return base + layout.row_offsets(y)
+
+    def col_offsets(self, q: int, x: Any) -> Any:
+        return self.layouts[q][1].col_offsets(x)
+
+
 class LargeImageDataset(ImageDataset):
     """The canvases of a folder written by ``write_large_canvases`` (or by you, in its layout), opened lazily."""
 
@@ -120,7 +158,7 @@ class LargeImageDataset(ImageDataset):
         if self.labels.shape != (n,) or self.labels.min() < 0 or self.labels.max() >= self.num_classes:
             raise ValueError(f"{self.folder / 'labels.npy'} must hold {n} labels in 0..{self.num_classes - 1}")
         self.images = np.memmap(images, np.uint8, "r", shape=(n, height, width, channels))
-        self._tables: dict[int, tuple[np.ndarray, PhaseLayout]] = {}
+        self._tables: dict[tuple[int, ...], tuple[np.ndarray, PhaseTables]] = {}
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -133,17 +171,18 @@ class LargeImageDataset(ImageDataset):
         raise ValueError(f"{self.folder} is a large-image world: it is never loaded whole (worlds read glimpses "
                          "from tables(); get(i) gives one canvas as a memmap)")
 
-    def tables(self, q: int = 1) -> tuple[np.ndarray, PhaseLayout]:
-        """Summed-area tables of every canvas in phase-``q`` layout: a read-only memmap ``(N, C, layout.size)``
-        int32 (sums modulo 2^32) and its ``PhaseLayout``. Built on first use, band by band, into a temporary file
-        renamed when complete (a killed build leaves no partial table)."""
-        if isinstance(q, bool) or not isinstance(q, int) or q < 1:
-            raise ValueError(f"q={q!r} is not allowed: use a positive integer")
-        if q not in self._tables:
-            n, (height, width, channels) = len(self), self.shape
-            layout = PhaseLayout(height + 1, width + 1, q)
+    def tables(self, phases: tuple[int, ...] = (1,)) -> tuple[np.ndarray, PhaseTables]:
+        """Summed-area tables of every canvas, a copy per phase in ``phases`` (``PhaseLayout``), in one file
+        ``integral-q<phases>.i32``: a read-only memmap ``(N, C, layout.size)`` int32 (sums modulo 2^32) and its
+        ``PhaseTables``. Built on first use in one pass, band by band, into a temporary file renamed when complete
+        (a killed build leaves no partial table)."""
+        if not isinstance(phases, (tuple, list)):
+            raise ValueError(f"phases={phases!r} is not allowed: use a tuple of distinct positive integers")
+        layout = PhaseTables(self.shape[0] + 1, self.shape[1] + 1, tuple(phases))
+        if layout.phases not in self._tables:
+            n, channels = len(self), self.shape[2]
             dtype = np.dtype(np.int32)
-            path = self.folder / f"integral-q{q}.i32"
+            path = self.folder / f"integral-q{'-'.join(map(str, layout.phases))}.i32"
             expected = n * channels * layout.size * dtype.itemsize
             if path.is_file() and path.stat().st_size != expected:
                 raise ValueError(f"{path} has {path.stat().st_size} bytes, not {expected}: delete it to rebuild it")
@@ -151,8 +190,8 @@ class LargeImageDataset(ImageDataset):
                 _build_tables(self.images, path, layout, dtype)
             # Read-only and shared: a writable private (copy-on-write) map of tables larger than memory is refused
             # by the kernel's overcommit check (measured: ENOMEM for 34 GB on a 24 GB machine).
-            self._tables[q] = np.memmap(path, dtype, "r", shape=(n, channels, layout.size)), layout
-        return self._tables[q]
+            self._tables[layout.phases] = np.memmap(path, dtype, "r", shape=(n, channels, layout.size)), layout
+        return self._tables[layout.phases]
 
     def overview(self, index: int, max_side: int = 512) -> tuple[np.ndarray, int]:
         """Canvas ``index`` area-averaged by an integer factor ``f`` to at most ``max_side`` pixels per side
@@ -165,20 +204,22 @@ class LargeImageDataset(ImageDataset):
                              f"{factor} pixels exceed {MAX_BLOCK}; use max_side >= {least}")
         ys = np.minimum(np.arange(0, height + factor, factor), height)
         xs = np.minimum(np.arange(0, width + factor, factor), width)
-        table, layout = self.tables(1)
-        corners = table[index][:, layout.row_offsets(ys)[:, None] + layout.col_offsets(xs)[None, :]].astype(np.int64)
+        table, layout = next(iter(self._tables.values()), None) or self.tables()  # any holds phase 1
+        offsets = layout.row_offsets(1, ys)[:, None] + layout.col_offsets(1, xs)[None, :]
+        corners = table[index][:, offsets].astype(np.int64)
         sums = (corners[:, 1:, 1:] - corners[:, :-1, 1:] - corners[:, 1:, :-1] + corners[:, :-1, :-1]) & 0xFFFFFFFF
         area = np.diff(ys)[:, None] * np.diff(xs)[None, :]
         return np.round(sums / area).astype(np.uint8).transpose(1, 2, 0), factor
 
 
-def _build_tables(images: np.ndarray, path: Path, layout: PhaseLayout, dtype: np.dtype) -> None:
+def _build_tables(images: np.ndarray, path: Path, layout: PhaseTables, dtype: np.dtype) -> None:
     """Write the summed-area tables of ``images`` (N, H, W, C) to ``path`` in ``layout``, a band of rows at a
-    time (bands of whole tile rows of every plane; about ``BAND_ELEMENTS`` entries, at least ``q * TILE`` rows)."""
+    time (whole tile rows of every phase plane; about ``BAND_ELEMENTS`` entries, at least ``lcm(phases) * TILE``
+    rows), each band stored into every phase's copy."""
     n, height, width, channels = images.shape
     temporary = path.with_name(f"{path.name}.partial-{os.getpid()}")
     out = np.memmap(temporary, dtype, "w+", shape=(n, channels, layout.size))
-    step = layout.q * TILE
+    step = math.lcm(*layout.phases) * TILE
     band = max(step, BAND_ELEMENTS // ((width + 1) * channels) // step * step)
     for i in range(n):
         carry = np.zeros((channels, width + 1), np.int64)  # the table's row above the band
@@ -189,7 +230,8 @@ def _build_tables(images: np.ndarray, path: Path, layout: PhaseLayout, dtype: np
             sums = np.zeros((channels, y1 - y0, width + 1), np.int64)
             sums[:, first - y0 :, 1:] = rows.cumsum(axis=2).cumsum(axis=1) + carry[:, None, 1:]
             carry = sums[:, -1]
-            layout.write(out[i], sums, y0)  # wraps modulo 2^32
+            for base, phase in layout.layouts.values():
+                phase.write(out[i, :, base : base + phase.size], sums, y0)  # wraps modulo 2^32
     out.flush()
     del out
     os.replace(temporary, path)
