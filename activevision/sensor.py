@@ -300,13 +300,15 @@ class TorchSensor:
     def wrap(self, tables: Callable[[tuple[int, ...]], tuple[torch.Tensor | np.ndarray, Any]], height: int,
              width: int) -> SensorState:
         """The state of summed-area tables of uint8 images built elsewhere with a copy per phase: ``tables(phases)``
-        gives ``(table (N, C, size) int32 or int64, layout)`` with ``layout.row_offsets(q, y) +
+        gives ``(table (N, C, size) int32 or int64, layout)``, ``layout.phases`` the phases it holds (phase 1
+        among them; a scale reads the largest held phase up to its own) and ``layout.row_offsets(q, y) +
         layout.col_offsets(q, x)`` the offset of entry ``(y, x)`` of phase ``q`` in an image-channel block (e.g.
         ``LargeImageDataset.tables``: a read-only memmap that ``glimpse`` then reads only where it looks, wrapped
         without a copy, never written). Int32 tables hold the sums modulo 2^32 (exact for blocks up to 4104^2
         pixels). Each scale's row and column offsets are tabled once here: a glimpse looks them up."""
-        phases = self.phases(width)
-        table, layout = tables(tuple(dict.fromkeys(phases)))
+        wanted = self.phases(width)
+        table, layout = tables(tuple(dict.fromkeys(wanted)))
+        phases = [max(q for q in layout.phases if q <= want) for want in wanted]  # those the tables hold
         if isinstance(table, np.ndarray):
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")

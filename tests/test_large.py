@@ -93,9 +93,14 @@ def test_worlds_reading_three_phase_tables_equal_the_same_canvases_in_memory(tmp
     assert float(b["glimpse"].abs().sum()) > 0
     single, reference = GlimpseEnv(large, **options, start="random"), GlimpseEnv(in_memory(large), **options,
                                                                                   start="random")
+    one_copy = GlimpseEnv(LargeImageDataset(large.folder, phase_copies=False), **options, start="random")
     for seed in range(3):
-        np.testing.assert_allclose(single.reset(seed=seed)[0]["glimpse"], reference.reset(seed=seed)[0]["glimpse"],
-                                   atol=1e-6)
+        expected = reference.reset(seed=seed)[0]["glimpse"]
+        np.testing.assert_allclose(single.reset(seed=seed)[0]["glimpse"], expected, atol=1e-6)
+        np.testing.assert_allclose(one_copy.reset(seed=seed)[0]["glimpse"], expected, atol=1e-6)
+    assert sorted(p.name for p in large.folder.glob("integral*")) == ["integral-q1-4-16.i32", "integral-q1.i32"]
+    with pytest.raises(ValueError, match="phase_copies='no' is not allowed"):
+        LargeImageDataset(large.folder, phase_copies="no")
 
 
 def test_tables_modulo_2_32_give_exact_glimpses_where_the_sums_wrap(tmp_path):

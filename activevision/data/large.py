@@ -136,8 +136,14 @@ class PhaseTables:
 class LargeImageDataset(ImageDataset):
     """The canvases of a folder written by ``write_large_canvases`` (or by you, in its layout), opened lazily."""
 
-    def __init__(self, folder: str | os.PathLike) -> None:
+    def __init__(self, folder: str | os.PathLike, phase_copies: bool = True) -> None:
+        """``phase_copies=False`` keeps one copy of the tables (phase 1 only: 4 bytes a pixel instead of 8 for 3-4
+        scales, more pages per coarse glimpse): for tables that would otherwise not fit in memory, where every page
+        a glimpse touches is a disk read."""
+        if not isinstance(phase_copies, bool):
+            raise ValueError(f"phase_copies={phase_copies!r} is not allowed: use True or False")
         self.folder = Path(folder)
+        self.phase_copies = phase_copies
         meta_path = self.folder / "meta.json"
         if not meta_path.is_file():
             raise ValueError(f"{self.folder} is not a large-image folder: it has no meta.json (make one with "
@@ -172,13 +178,14 @@ class LargeImageDataset(ImageDataset):
                          "from tables(); get(i) gives one canvas as a memmap)")
 
     def tables(self, phases: tuple[int, ...] = (1,)) -> tuple[np.ndarray, PhaseTables]:
-        """Summed-area tables of every canvas, a copy per phase in ``phases`` (``PhaseLayout``), in one file
-        ``integral-q<phases>.i32``: a read-only memmap ``(N, C, layout.size)`` int32 (sums modulo 2^32) and its
-        ``PhaseTables``. Built on first use in one pass, band by band, into a temporary file renamed when complete
-        (a killed build leaves no partial table)."""
+        """Summed-area tables of every canvas, a copy per phase in ``phases`` (``PhaseLayout``; phase 1 alone
+        without ``phase_copies``), in one file ``integral-q<phases>.i32``: a read-only memmap ``(N, C,
+        layout.size)`` int32 (sums modulo 2^32) and its ``PhaseTables`` (``.phases``: those it holds). Built on
+        first use in one pass, band by band, into a temporary file renamed when complete (a killed build leaves no
+        partial table)."""
         if not isinstance(phases, (tuple, list)):
             raise ValueError(f"phases={phases!r} is not allowed: use a tuple of distinct positive integers")
-        layout = PhaseTables(self.shape[0] + 1, self.shape[1] + 1, tuple(phases))
+        layout = PhaseTables(self.shape[0] + 1, self.shape[1] + 1, tuple(phases) if self.phase_copies else (1,))
         if layout.phases not in self._tables:
             n, channels = len(self), self.shape[2]
             dtype = np.dtype(np.int32)
