@@ -321,15 +321,6 @@ class TorchSensor:
         return SensorState(table, self._area * 255.0, height, width,
                            (torch.as_tensor(rows, device=self.device), torch.as_tensor(cols, device=self.device)))
 
-    @staticmethod
-    def _take(table: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """Entries at row offsets ``rows`` (B, S, p+1) and column offsets ``cols`` (B, S, p+1) of images ``index``
-        of a flat ``(N, C, length)`` table, every channel: ``(B, S, C, p+1, p+1)``, one gather."""
-        channels, length = table.shape[1], table.shape[2]
-        rows = (index.long() * (channels * length))[:, None, None] + rows
-        rows = rows[:, :, None, :] + torch.arange(0, channels * length, length, device=rows.device)[:, None]
-        return torch.take(table, rows[..., :, None] + cols[:, :, None, None, :])
-
     def glimpse(self, state: SensorState, loc: torch.Tensor, index: torch.Tensor | None = None,
                 offset: torch.Tensor | None = None, frame: tuple[int, int] | None = None) -> torch.Tensor:
         """Glimpses at ``loc`` (B, 2) of images ``index`` (B,) of a prepared table (images 0..B-1 if None).
@@ -354,16 +345,20 @@ class TorchSensor:
         if state.offsets is not None:  # each scale's row and column offsets looked up in its tables
             rows = state.offsets[0][self._scale_index, edges[:, :, 1]]
             cols = state.offsets[1][self._scale_index, edges[:, :, 0]]
-        else:  # flat table position of each (image, channel, row edge) plus the column edge per corner
+        else:  # flat table rows and columns
             rows, cols = edges[:, :, 1] * (width + 1), edges[:, :, 0]
-        values, dtype = self._take(table, rows, cols, index), table.dtype
-        if dtype == torch.int32:  # sums modulo 2^32 (exact ones too): differences in int64, then reduced
+        # Flat table position of each (image, channel, row edge), (B, S, C, p+1); add the column edge per corner.
+        channels, length = table.shape[1], table.shape[2]
+        rows = (index.long() * (channels * length))[:, None, None] + rows
+        rows = rows[:, :, None, :] + torch.arange(0, channels * length, length, device=self.device)[:, None]
+        values = torch.take(table, rows[..., :, None] + cols[:, :, None, None, :])  # (B, S, C, p+1, p+1)
+        if table.dtype == torch.int32:  # sums modulo 2^32 (exact ones too): differences in int64, then reduced
             values = values.long()
         across = values[..., 1:] - values[..., :-1]
         sums = across[..., 1:, :] - across[..., :-1, :]
-        if dtype == torch.int32:
+        if table.dtype == torch.int32:
             sums &= 0xFFFFFFFF
-        if dtype == torch.float64:  # float images: float sums, clamp rounding
+        if table.dtype == torch.float64:  # float images: float sums, clamp rounding
             return (sums / state.divisor).to(torch.float32).clamp_(0.0, 1.0)
         # Integer sums (stored as integers, or as exact integers in float32): x / x is exactly 1.
         return sums.to(torch.float32) / state.divisor.to(torch.float32)
