@@ -1,5 +1,5 @@
-"""Scale check: a glimpse costs the same on a 64^2 and a 16,384^2 canvas read lazily from disk, and memory stays
-bounded; a conv net that reads the whole image pays for every pixel.
+"""Scale check: the step time of worlds over 64^2 to 16,384^2 canvases read lazily from disk (target: flat) and
+their memory (bounded); a conv net that reads the whole image pays for every pixel.
 
 Canvases: MNIST t10k digits (the committed files) at random places on blank grey canvases, written as a memmap
 folder (``activevision.data.write_large_canvases``) with its summed-area tables (built once, timed). Each size:
