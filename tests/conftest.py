@@ -3,6 +3,7 @@ written in the official format-2 layout."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,14 @@ MNIST_DIR = Path(__file__).parent / "data" / "mnist"
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     return MNIST_DIR
+
+
+def cli_train_args(mnist_dir: Path, agent: str, out: Path, *options: str) -> list[str]:
+    """``activevision train AGENT`` arguments on the committed MNIST t10k files (trained on t10k-train, tested on
+    t10k-test), on the CPU, quiet, into ``out``, with ``options`` added."""
+    world = json.dumps({"data_dir": str(mnist_dir), "split": "t10k-train", "download": False})
+    return ["train", agent, "--env", "GlimpseMNIST-v0", "--env-kwargs", world, "--eval-split", "t10k-test", *options,
+            "--device", "cpu", "--out", str(out), "--quiet"]
 
 
 def assert_learns_above_chance(config, out: Path) -> None:

@@ -15,7 +15,7 @@ import torch
 from activevision.agents.modules import Core, GlimpseNetwork
 from activevision.agents.trainer import TrainConfig, Trainer, evaluate, load_run
 from activevision.cli import main
-from tests.conftest import assert_learns_above_chance
+from tests.conftest import assert_learns_above_chance, cli_train_args
 
 
 @pytest.fixture()
@@ -140,10 +140,8 @@ def test_killed_run_resumes_from_its_last_checkpoint(mnist_dir, tmp_path):
 
 def test_cli_train_and_eval_end_to_end(mnist_dir, tmp_path, capsys):
     out = tmp_path / "cli"
-    kwargs = f'{{"data_dir": "{mnist_dir}", "split": "t10k-train", "download": false}}'
-    main(["train", "ram", "--env", "GlimpseMNIST-v0", "--env-kwargs", kwargs, "--eval-split", "t10k-test",
-          "--steps", "4", "--batch", "16", "--hidden", "32", "--core", "lstm", "--eval-every", "2",
-          "--device", "cpu", "--out", str(out), "--quiet"])
+    main(cli_train_args(mnist_dir, "ram", out, "--steps", "4", "--batch", "16", "--hidden", "32", "--core", "lstm",
+                        "--eval-every", "2"))
     assert "t10k-test accuracy" in capsys.readouterr().out
     assert (out / "config.json").is_file() and (out / "evals.csv").read_text().count("\n") == 3
     assert list((out / "tb").iterdir())

@@ -16,7 +16,7 @@ from activevision.agents.ram import RAM
 from activevision.agents.reinforce import location_decisions
 from activevision.agents.trainer import TrainConfig, Trainer, evaluate, load_run
 from activevision.cli import main
-from tests.conftest import assert_learns_above_chance, assert_resumes_exactly
+from tests.conftest import assert_learns_above_chance, assert_resumes_exactly, cli_train_args
 
 
 @pytest.fixture()
@@ -114,10 +114,8 @@ def test_ppo_checkpoint_and_resume_equals_uninterrupted(config, tmp_path):
 
 def test_cli_train_eval_render_ppo(mnist_dir, tmp_path, capsys):
     out = tmp_path / "ppo"
-    kwargs = f'{{"data_dir": "{mnist_dir}", "split": "t10k-train", "download": false}}'
-    main(["train", "ppo-ram", "--env", "GlimpseMNIST-v0", "--env-kwargs", kwargs, "--eval-split", "t10k-test",
-          "--steps", "2", "--batch", "8", "--hidden", "16", "--ppo-epochs", "2", "--minibatches", "2",
-          "--clip-range", "0.1", "--gae-lambda", "0.9", "--device", "cpu", "--out", str(out), "--quiet"])
+    main(cli_train_args(mnist_dir, "ppo-ram", out, "--steps", "2", "--batch", "8", "--hidden", "16", "--ppo-epochs",
+                        "2", "--minibatches", "2", "--clip-range", "0.1", "--gae-lambda", "0.9"))
     assert "ppo-ram on GlimpseMNIST-v0 (learned locations), 2 updates" in capsys.readouterr().out
     config, agent, device = load_run(out, "cpu")
     assert (config.ppo_epochs, config.minibatches, config.clip_range, config.gae_lambda) == (2, 2, 0.1, 0.9)

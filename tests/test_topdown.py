@@ -12,7 +12,7 @@ from activevision.agents.reinforce import location_decisions, rollout
 from activevision.agents.topdown import TopDown, n_step_targets, q_learning_loss
 from activevision.agents.trainer import TrainConfig, Trainer, load_run
 from activevision.cli import main
-from tests.conftest import assert_learns_above_chance, assert_resumes_exactly
+from tests.conftest import assert_learns_above_chance, assert_resumes_exactly, cli_train_args
 
 
 @pytest.fixture()
@@ -115,10 +115,8 @@ def test_topdown_checkpoint_and_resume_equals_uninterrupted(config, tmp_path):
 
 def test_cli_train_eval_topdown(mnist_dir, tmp_path, capsys):
     out = tmp_path / "td"
-    kwargs = f'{{"data_dir": "{mnist_dir}", "split": "t10k-train", "download": false}}'
-    main(["train", "topdown", "--env", "GlimpseMNIST-v0", "--env-kwargs", kwargs, "--eval-split", "t10k-test",
-          "--steps", "2", "--batch", "8", "--hidden", "16", "--regions", "2", "--rounds", "3", "--n-step", "2",
-          "--device", "cpu", "--out", str(out), "--quiet"])
+    main(cli_train_args(mnist_dir, "topdown", out, "--steps", "2", "--batch", "8", "--hidden", "16", "--regions", "2",
+                        "--rounds", "3", "--n-step", "2"))
     assert "topdown on GlimpseMNIST-v0 (learned locations), 2 updates" in capsys.readouterr().out
     config, agent, _ = load_run(out, "cpu")
     assert (agent.grid, agent.rounds, config.env_kwargs["context_size"]) == (2, 3, 24)
