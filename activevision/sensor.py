@@ -94,8 +94,9 @@ class SensorState(NamedTuple):
     divisor: Any
     height: int
     width: int
-    # Tables in a layout of their own (``TorchSensor.wrap``): per scale, the offset of each table row and column.
-    offsets: tuple[Any, Any] | None = None
+    # Tables in a layout of their own (``TorchSensor.wrap``): per phase read, the offset of each table row and
+    # column, and which phase's offsets each scale uses (1, S, 1).
+    offsets: tuple[Any, Any, Any] | None = None
 
 
 def _floor(value: Any) -> Any:
@@ -260,7 +261,6 @@ class TorchSensor:
         self._half = torch.as_tensor(self.geometry.sizes / 2.0 - 0.5, device=self.device)[None, :, None]  # (1, S, 1)
         area = torch.as_tensor(self.geometry.factors, dtype=torch.float64, device=self.device) ** 2
         self._area = area[None, :, None, None, None]
-        self._scale_index = torch.arange(scales, device=self.device)[None, :, None]  # (1, S, 1)
         self._frames: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _frame_constants(self, frame: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -305,7 +305,7 @@ class TorchSensor:
         layout.col_offsets(q, x)`` the offset of entry ``(y, x)`` of phase ``q`` in an image-channel block (e.g.
         ``LargeImageDataset.tables``: a read-only memmap that ``glimpse`` then reads only where it looks, wrapped
         without a copy, never written). Int32 tables hold the sums modulo 2^32 (exact for blocks up to 4104^2
-        pixels). Each scale's row and column offsets are tabled once here: a glimpse looks them up."""
+        pixels). Each phase's row and column offsets are tabled once here: a glimpse looks them up."""
         wanted = self.phases(width)
         table, layout = tables(tuple(dict.fromkeys(wanted)))
         phases = [max(q for q in layout.phases if q <= want) for want in wanted]  # those the tables hold
@@ -316,10 +316,16 @@ class TorchSensor:
         if table.dtype not in (torch.int32, torch.int64) or table.ndim != 3:
             raise ValueError(f"table of dtype {table.dtype} and shape {tuple(table.shape)} is not allowed: use int32 "
                              "or int64 (N, C, size)")
-        rows = np.stack([layout.row_offsets(q, np.arange(height + 1)) for q in phases])  # (S, H + 1)
-        cols = np.stack([layout.col_offsets(q, np.arange(width + 1)) for q in phases])  # (S, W + 1)
+        held = list(dict.fromkeys(phases))  # one offset table per phase read; scales sharing a phase share it
+        rows = np.stack([layout.row_offsets(q, np.arange(height + 1)) for q in held])  # (phases, H + 1)
+        cols = np.stack([layout.col_offsets(q, np.arange(width + 1)) for q in held])  # (phases, W + 1)
+        # int32 where the offsets fit: half the bytes, so that the offset tables of a wide canvas (a glimpse looks
+        # up 26 entries per scale at random places) stay in the core's cache (16,384^2: 2 x 131 KB, not 2 x 524 KB).
+        dtype = torch.int32 if int(rows.max()) + int(cols.max()) < 2**31 else torch.int64
+        which = torch.tensor([held.index(q) for q in phases], device=self.device)[None, :, None]  # (1, S, 1)
         return SensorState(table, self._area * 255.0, height, width,
-                           (torch.as_tensor(rows, device=self.device), torch.as_tensor(cols, device=self.device)))
+                           (torch.as_tensor(rows, dtype=dtype, device=self.device),
+                            torch.as_tensor(cols, dtype=dtype, device=self.device), which))
 
     def glimpse(self, state: SensorState, loc: torch.Tensor, index: torch.Tensor | None = None,
                 offset: torch.Tensor | None = None, frame: tuple[int, int] | None = None) -> torch.Tensor:
@@ -343,15 +349,17 @@ class TorchSensor:
         edges = torch.minimum(edges.clamp_(min=0), self._frame_constants((height, width))[1])
         index = torch.arange(loc.shape[0], device=self.device) if index is None else index.to(self.device)
         if state.offsets is not None:  # each scale's row and column offsets looked up in its tables
-            rows = state.offsets[0][self._scale_index, edges[:, :, 1]]
-            cols = state.offsets[1][self._scale_index, edges[:, :, 0]]
+            rows = state.offsets[0][state.offsets[2], edges[:, :, 1]]
+            cols = state.offsets[1][state.offsets[2], edges[:, :, 0]]
         else:  # flat table rows and columns
             rows, cols = edges[:, :, 1] * (width + 1), edges[:, :, 0]
         # Flat table position of each (image, channel, row edge), (B, S, C, p+1); add the column edge per corner.
         channels, length = table.shape[1], table.shape[2]
         rows = (index.long() * (channels * length))[:, None, None] + rows
         rows = rows[:, :, None, :] + torch.arange(0, channels * length, length, device=self.device)[:, None]
-        values = torch.take(table, rows[..., :, None] + cols[:, :, None, None, :])  # (B, S, C, p+1, p+1)
+        positions = rows[..., :, None] + cols[:, :, None, None, :]  # (B, S, C, p+1, p+1)
+        # index_select on the flat table: the same gather as torch.take, about 2x faster on CPU (measured).
+        values = table.reshape(-1).index_select(0, positions.reshape(-1)).view(positions.shape)
         if table.dtype == torch.int32:  # sums modulo 2^32 (exact ones too): differences in int64, then reduced
             values = values.long()
         across = values[..., 1:] - values[..., :-1]

@@ -23,6 +23,7 @@ line per size, then the ratio line (largest / smallest step time; target <= 1.25
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import tempfile
@@ -112,6 +113,7 @@ def main() -> None:
             batched_step_ms(batched, 10, generator)
             worlds[side] = single, batched
             memory[side] = anonymous_memory_mb()
+        os.sync()  # the tables just written go to disk now, not while steps are timed (rounds of 10-80 ms otherwise)
         times = {side: ([], []) for side in sizes}
         for _ in range(args.rounds):
             for side, (single, batched) in worlds.items():
