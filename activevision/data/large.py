@@ -188,9 +188,8 @@ class LargeImageDataset(ImageDataset):
         """Summed-area tables of every canvas, a copy per phase in ``phases`` (``PhaseLayout``; phase 1 alone
         without ``phase_copies``), in one file ``integral-q<phases>.i32``: a read-only array ``(N, C,
         layout.size)`` int32 (sums modulo 2^32) over a shared map of the file (huge pages asked for: ``_map``) and
-        its ``PhaseTables`` (``.phases``: those it holds). Built on
-        first use in one pass, band by band, into a temporary file renamed when complete (a killed build leaves no
-        partial table)."""
+        its ``PhaseTables`` (``.phases``: those it holds). Built on first use in one pass, band by band, into a
+        temporary file renamed when complete (a killed build leaves no partial table)."""
         if not isinstance(phases, (tuple, list)):
             raise ValueError(f"phases={phases!r} is not allowed: use a tuple of distinct positive integers")
         layout = PhaseTables(self.shape[0] + 1, self.shape[1] + 1, tuple(phases) if self.phase_copies else (1,))
