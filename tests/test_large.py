@@ -128,6 +128,38 @@ def test_tables_modulo_2_32_give_exact_glimpses_where_the_sums_wrap(tmp_path):
         GlimpseEnv(large, patch=1, scales=14)
 
 
+def test_offsets_past_2_31_entries_are_read_with_int64_offsets(large, tmp_path):
+    """Tables whose offsets pass 2^31 (a canvas past ~46,000^2 pixels) are looked up with int64 offsets, not int32:
+    here the real tables of a small canvas sit 2^31 entries into a sparse file (8 GB on paper, a few pages on
+    disk), and the glimpses read through them equal the in-memory ones."""
+    table, layout = large.tables((1,))
+    start = 2**31
+    path = tmp_path / "far.i32"
+    far = np.memmap(path, np.int32, "w+", shape=(1, 1, start + table.shape[2]))
+    far[0, 0, start:] = table[1, 0]  # image 1, channel 0
+    far.flush()
+
+    class Shifted:  # the layout of ``table``, moved 2^31 entries into the file
+        phases = layout.phases
+
+        def row_offsets(self, q: int, y: np.ndarray) -> np.ndarray:
+            return start + layout.row_offsets(q, y)
+
+        def col_offsets(self, q: int, x: np.ndarray) -> np.ndarray:
+            return layout.col_offsets(q, x)
+
+    sensor = TorchSensor(4, 3)
+    height, width, _ = large.shape
+    state = sensor.wrap(lambda phases: (far, Shifted()), height, width)
+    assert state.offsets[0].dtype == torch.int64
+    assert sensor.wrap(large.tables, height, width).offsets[0].dtype == torch.int32
+    image = torch.from_numpy(np.array(large.images[1:2, :, :, :1]))
+    loc = torch.tensor([[-0.9, -0.8], [0.0, 0.1], [0.95, 0.9]], dtype=torch.float64)
+    torch.testing.assert_close(sensor.glimpse(state, loc, torch.zeros(3, dtype=torch.long)),
+                               sensor.glimpse(sensor.prepare(image), loc, torch.zeros(3, dtype=torch.long)),
+                               atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize("mode", ["continuous", "discrete"])
 def test_single_env_equals_the_same_canvases_in_memory(large, mode):
     options = dict(patch=6, scales=3, n_glimpses=4, action_mode=mode, start="random", render_mode="rgb_array")
