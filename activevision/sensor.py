@@ -303,9 +303,9 @@ class TorchSensor:
         gives ``(table (N, C, size) int32 or int64, layout)``, ``layout.phases`` the phases it holds (phase 1
         among them; a scale reads the largest held phase up to its own) and ``layout.row_offsets(q, y) +
         layout.col_offsets(q, x)`` the offset of entry ``(y, x)`` of phase ``q`` in an image-channel block (e.g.
-        ``LargeImageDataset.tables``: a read-only memmap that ``glimpse`` then reads only where it looks, wrapped
-        without a copy, never written). Int32 tables hold the sums modulo 2^32 (exact for blocks up to 4104^2
-        pixels). Each phase's row and column offsets are tabled once here: a glimpse looks them up."""
+        ``LargeImageDataset.tables``: a read-only map of a file that ``glimpse`` then reads only where it looks,
+        wrapped without a copy, never written). Int32 tables hold the sums modulo 2^32 (exact for blocks up to
+        4104^2 pixels). Each phase's row and column offsets are tabled once here: a glimpse looks them up."""
         wanted = self.phases(width)
         table, layout = tables(tuple(dict.fromkeys(wanted)))
         phases = [max(q for q in layout.phases if q <= want) for want in wanted]  # those the tables hold
@@ -348,7 +348,7 @@ class TorchSensor:
             edges = torch.minimum(edges.clamp_(min=0), frame_limit) - offset.to(self.device).long()[:, None, :, None]
         edges = torch.minimum(edges.clamp_(min=0), self._frame_constants((height, width))[1])
         index = torch.arange(loc.shape[0], device=self.device) if index is None else index.to(self.device)
-        if state.offsets is not None:  # each scale's row and column offsets looked up in its tables
+        if state.offsets is not None:  # each scale's row and column offsets looked up in its phase's tables
             rows = state.offsets[0][state.offsets[2], edges[:, :, 1]]
             cols = state.offsets[1][state.offsets[2], edges[:, :, 0]]
         else:  # flat table rows and columns

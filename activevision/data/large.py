@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +118,9 @@ class PhaseTables:
                 or len(set(self.phases)) != len(self.phases):
             raise ValueError(f"phases={self.phases!r} is not allowed: use distinct positive integers")
 
-    @property
+    @cached_property
     def layouts(self) -> dict[int, tuple[int, PhaseLayout]]:
-        """Phase -> (offset of its copy in a block, its layout)."""
+        """Phase -> (offset of its copy in a block, its layout); made once, then looked up by every offset."""
         out, base = {}, 0
         for q in self.phases:
             layout = PhaseLayout(self.rows, self.cols, q)
