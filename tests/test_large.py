@@ -10,6 +10,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from activevision.data import ArrayDataset, LargeImageDataset, write_large_canvases
+from activevision.data.large import MAX_BLOCK, TILE_COLS, TILE_ROWS, PhaseLayout
 from activevision.envs import GlimpseEnv
 from activevision.envs.vector import GlimpseVectorEnv
 from activevision.sensor import TorchSensor
@@ -26,41 +27,67 @@ def in_memory(large: LargeImageDataset) -> ArrayDataset:
     return ArrayDataset(np.array(large.images), large.labels, num_classes=large.num_classes)
 
 
-def plain(large: LargeImageDataset, phases: tuple[int, ...], q: int) -> np.ndarray:
-    """Phase q's copy in the tables of ``phases``, read back in plain (N, C, H + 1, W + 1) order through the
-    layout's offsets."""
-    table, layout = large.tables(phases)
+def plain(large: LargeImageDataset, phases: tuple[int, ...], q: int, block: int = MAX_BLOCK,
+          copy: int = 0) -> np.ndarray:
+    """Copy ``copy`` of phase q in the tables of ``phases`` for blocks up to ``block``, read back in plain (N, C,
+    H + 1, W + 1) order through the layout's offsets, as the sums modulo 2^16 or 2^32 (non-negative)."""
+    table, layout = large.tables(phases, block=block)
     height, width, _ = large.shape
     ys, xs = np.arange(height + 1), np.arange(width + 1)
-    return table[:, :, layout.row_offsets(q, ys)[:, None] + layout.col_offsets(q, xs)]
+    mask = 0xFFFF if table.dtype == np.int16 else 0xFFFFFFFF
+    return table[:, :, layout.row_offsets(q, ys, copy)[:, None] + layout.col_offsets(q, xs)].astype(np.int64) & mask
 
 
 @pytest.mark.parametrize("phases", [(1,), (1, 2, 4), (4, 1)])
-def test_tables_equal_the_in_memory_integral_images(large, phases):
+@pytest.mark.parametrize("block,dtype,mask", [(16, np.int16, 0xFFFF), (17, np.int32, 0xFFFFFFFF)])
+def test_tables_equal_the_in_memory_integral_images(large, phases, block, dtype, mask):
+    """Both copies of every phase hold the in-memory integral images, modulo 2^16 for glimpses whose blocks are at
+    most 16 pixels wide, else modulo 2^32; the overview averages blocks of the canvas."""
     assert isinstance(large.get(0)[0], np.memmap) and large.shape == (70, 90, large.shape[2])
-    expected = TorchSensor(4, 1).prepare(torch.from_numpy(np.array(large.images))).table
-    table, layout = large.tables(phases)
-    assert table.dtype == np.int32 and table.shape[2] == layout.size
+    expected = TorchSensor(4, 1).prepare(torch.from_numpy(np.array(large.images))).table.numpy()
+    table, layout = large.tables(phases, block=block)
+    assert table.dtype == dtype and table.shape[2] == layout.size and layout.copies == 2
+    assert dtype is np.int32 or int(table.min()) < 0  # sums past 2^15 stored wrapped (past 2^16: the bright test)
     for q in phases:
-        np.testing.assert_array_equal(plain(large, phases, q), expected.numpy().reshape(5, -1, 71, 91))
+        for copy in (0, 1):
+            np.testing.assert_array_equal(plain(large, phases, q, block, copy), expected.reshape(5, -1, 71, 91) & mask)
     picture, factor = large.overview(1, max_side=32)
     assert factor == 3 and picture.shape == (24, 30, large.shape[2])
     np.testing.assert_allclose(picture[0, 0], np.array(large.images[1, :3, :3]).mean(axis=(0, 1)), atol=0.5)
 
 
-@pytest.mark.parametrize("phases,name", [((1,), "integral-q1.i32"), ((1, 2), "integral-q1-2.i32")])
+@pytest.mark.parametrize("q", [1, 4])
+def test_the_copy_chosen_for_a_row_holds_the_rows_around_it_in_one_tile_row(q):
+    """What the second, shifted copy is for: the 25-row block of a glimpse's coarser scale of a phase never spans
+    two tile rows (a canvas-wide stride apart in memory) in the copy chosen by its middle row."""
+    layout = PhaseLayout(rows=5001, cols=300, q=q, copies=2)
+    tile_row = layout.tiles[1] * TILE_ROWS * TILE_COLS
+    spans = []
+    for y in range(0, 5001, q):
+        copy = int(layout.copy(y))
+        block = np.arange(max(0, y - 16 * q), min(5000, y + 16 * q) + 1, q)  # plane rows y // q - 16 .. + 16
+        inside = (layout.row_offsets(block, copy) - ((y % q) * q * 2 + copy) * layout.plane) // tile_row
+        spans.append(len(set(inside.tolist())))
+        assert copy in (0, 1)
+    assert max(spans) == 1
+    one = PhaseLayout(rows=5001, cols=300, q=q)
+    assert max(len(set(((one.row_offsets(np.arange(y, y + 25 * q, q)) - (y % q) * q * one.plane) // tile_row)
+                       .tolist())) for y in range(0, 4000, q)) == 2  # without it, blocks straddle
+
+
+@pytest.mark.parametrize("phases,name", [((1,), "integral-v2-q1-r2.i16"), ((1, 2), "integral-v2-q1-2-r2.i16")])
 def test_tables_are_built_in_bands_and_kept(large, monkeypatch, phases, name):
     from activevision.data import large as module
 
     path = large.folder / name
-    expected = [plain(large, phases, q) for q in phases]
+    expected = [plain(large, phases, q, 16, copy) for q in phases for copy in (0, 1)]
     path.unlink()
-    monkeypatch.setattr(module, "BAND_ELEMENTS", 200)  # bands of lcm(phases) * 32 rows: 3 or 2 of them
+    monkeypatch.setattr(module, "BAND_ELEMENTS", 200)  # bands of lcm(phases) * 64 rows: 2 of them
     rebuilt = LargeImageDataset(large.folder)
-    np.testing.assert_array_equal([plain(rebuilt, phases, q) for q in phases], expected)
+    np.testing.assert_array_equal([plain(rebuilt, phases, q, 16, copy) for q in phases for copy in (0, 1)], expected)
     stamp = path.stat().st_mtime_ns
     kept = LargeImageDataset(large.folder)
-    np.testing.assert_array_equal([plain(kept, phases, q) for q in phases], expected)
+    np.testing.assert_array_equal([plain(kept, phases, q, 16, copy) for q in phases for copy in (0, 1)], expected)
     assert path.stat().st_mtime_ns == stamp
     assert [p.name for p in large.folder.iterdir() if "partial" in p.name] == []
 
@@ -81,7 +108,7 @@ def test_worlds_reading_three_phase_tables_equal_the_same_canvases_in_memory(tmp
     large = write_large_canvases(tmp_path / "wide", pieces, n=3, canvas=(300, 2100), n_distractors=12, seed=1)
     options = dict(patch=4, scales=5, n_glimpses=4)
     lazy, memory = GlimpseVectorEnv(large, 16, **options), GlimpseVectorEnv(in_memory(large), 16, **options)
-    assert sorted(p.name for p in large.folder.glob("integral*")) == ["integral-q1-4-16.i32"]
+    assert sorted(p.name for p in large.folder.glob("integral*")) == ["integral-v2-q1-4-16-r2.i16"]
     a, _ = lazy.reset(seed=2)
     b, _ = memory.reset(seed=2)
     generator = torch.Generator().manual_seed(1)
@@ -98,20 +125,27 @@ def test_worlds_reading_three_phase_tables_equal_the_same_canvases_in_memory(tmp
         expected = reference.reset(seed=seed)[0]["glimpse"]
         np.testing.assert_allclose(single.reset(seed=seed)[0]["glimpse"], expected, atol=1e-6)
         np.testing.assert_allclose(one_copy.reset(seed=seed)[0]["glimpse"], expected, atol=1e-6)
-    assert sorted(p.name for p in large.folder.glob("integral*")) == ["integral-q1-4-16.i32", "integral-q1.i32"]
+    assert sorted(p.name for p in large.folder.glob("integral*")) == ["integral-v2-q1-4-16-r2.i16",
+                                                                       "integral-v2-q1-r1.i16"]
     with pytest.raises(ValueError, match="phase_copies='no' is not allowed"):
         LargeImageDataset(large.folder, phase_copies="no")
 
 
-def test_tables_modulo_2_32_give_exact_glimpses_where_the_sums_wrap(tmp_path):
-    """A bright 4500x4500 canvas: its running sums pass 2^31 and 2^32 (stored wrapped in int32), yet every glimpse,
-    at the far corner too, equals the in-memory one (exact int64 integral images)."""
+@pytest.mark.parametrize("canvas,scales,dtype,modulus,max_side", [(600, 3, torch.int16, 2**16, 20),
+                                                                    (4500, 6, torch.int32, 2**32, 100)])
+def test_tables_modulo_2_16_or_2_32_give_exact_glimpses_where_the_sums_wrap(tmp_path, canvas, scales, dtype, modulus,
+                                                                           max_side):
+    """A bright canvas whose running sums pass the tables' modulus (2^16 for 16-bit tables: blocks up to 16 pixels;
+    2^32 for 32-bit ones: 4,500^2 pixels with 32-pixel blocks), yet every glimpse, at the far corner too, equals the
+    in-memory one (exact int64 integral images), and the overview's blocks (30 or 45 pixels: sums of fine blocks
+    of at most 16 pixels from 16-bit tables) average the canvas."""
     rng = np.random.default_rng(0)
-    image = rng.integers(200, 256, (1, 4500, 4500, 1), dtype=np.uint8)
-    large = write_large_canvases(tmp_path / "bright", ArrayDataset(image, [0]), n=1, canvas=4500)
-    assert int(image.astype(np.int64).sum()) > 2**32 and large.tables((1, 4))[0].min() < 0  # it did wrap
-    where = dict(patch=8, scales=3, start="random")
+    image = rng.integers(200, 256, (1, canvas, canvas, 1), dtype=np.uint8)
+    large = write_large_canvases(tmp_path / "bright", ArrayDataset(image, [0]), n=1, canvas=canvas)
+    assert int(image.astype(np.int64).sum()) > modulus
+    where = dict(patch=8, scales=scales, start="random")
     lazy, memory = GlimpseEnv(large, **where), GlimpseEnv(in_memory(large), **where)
+    assert lazy._tables.table.dtype == dtype
     for seed in range(2):
         np.testing.assert_allclose(lazy.reset(seed=seed)[0]["glimpse"], memory.reset(seed=seed)[0]["glimpse"],
                                    atol=1e-6)
@@ -122,8 +156,10 @@ def test_tables_modulo_2_32_give_exact_glimpses_where_the_sums_wrap(tmp_path):
         obs, *_ = envs.step(torch.tensor([[0.98, 0.98, 1.0]]))
         glimpses.append(obs["glimpse"])
     torch.testing.assert_close(glimpses[0], glimpses[1], atol=1e-6, rtol=0)
-    picture, factor = large.overview(0, max_side=100)
-    assert factor == 45 and abs(float(picture.mean()) - float(image.mean())) < 1.0
+    picture, factor = large.overview(0, max_side=max_side)
+    assert factor == canvas // max_side and picture.shape == (max_side, max_side, 1)
+    blocks = image[0, :, :, 0].reshape(max_side, factor, max_side, factor).mean(axis=(1, 3))
+    np.testing.assert_allclose(picture[:, :, 0], blocks, atol=0.5)
     with pytest.raises(ValueError, match="scales=14 with scale_factor=2 is not allowed"):
         GlimpseEnv(large, patch=1, scales=14)
 
@@ -132,25 +168,28 @@ def test_offsets_past_2_31_entries_are_read_with_int64_offsets(large, tmp_path):
     """Tables whose offsets pass 2^31 (a canvas past ~46,000^2 pixels) are looked up with int64 offsets, not int32:
     here the real tables of a small canvas sit 2^31 entries into a sparse file (8 GB on paper, a few pages on
     disk), and the glimpses read through them equal the in-memory ones."""
-    table, layout = large.tables((1,))
+    table, layout = large.tables((1,), block=4)
     start = 2**31
-    path = tmp_path / "far.i32"
-    far = np.memmap(path, np.int32, "w+", shape=(1, 1, start + table.shape[2]))
+    path = tmp_path / "far.i16"
+    far = np.memmap(path, table.dtype, "w+", shape=(1, 1, start + table.shape[2]))
     far[0, 0, start:] = table[1, 0]  # image 1, channel 0
     far.flush()
 
     class Shifted:  # the layout of ``table``, moved 2^31 entries into the file
         phases = layout.phases
 
-        def row_offsets(self, q: int, y: np.ndarray) -> np.ndarray:
-            return start + layout.row_offsets(q, y)
+        def copy(self, q: int, y: np.ndarray) -> np.ndarray:
+            return layout.copy(q, y)
+
+        def row_offsets(self, q: int, y: np.ndarray, copy: int) -> np.ndarray:
+            return start + layout.row_offsets(q, y, copy)
 
         def col_offsets(self, q: int, x: np.ndarray) -> np.ndarray:
             return layout.col_offsets(q, x)
 
     sensor = TorchSensor(4, 3)
     height, width, _ = large.shape
-    state = sensor.wrap(lambda phases: (far, Shifted()), height, width)
+    state = sensor.wrap(lambda phases, block: (far, Shifted()), height, width)
     assert state.offsets[0].dtype == torch.int64
     assert sensor.wrap(large.tables, height, width).offsets[0].dtype == torch.int32
     image = torch.from_numpy(np.array(large.images[1:2, :, :, :1]))
@@ -204,7 +243,8 @@ def test_registered_id_builds_its_canvases_once(tmp_path):
     env = gym.make("GlimpseLargeImage-v0", **kwargs)
     check_env(env.unwrapped)
     folders = sorted(p.name for p in tmp_path.iterdir())
-    assert len(folders) == 1 and (tmp_path / folders[0] / "integral-q1-2.i32").is_file()  # 257 // 2 >= 128
+    # Phases 1 and 2 (257 // 2 >= 128 columns), 32-bit: 6 scales make blocks of up to 32 pixels.
+    assert len(folders) == 1 and (tmp_path / folders[0] / "integral-v2-q1-2-r2.i32").is_file()
     envs = gym.make_vec("GlimpseLargeImage-v0", num_envs=4, **kwargs)
     obs, _ = envs.reset(seed=0)
     assert obs["glimpse"].shape == (4, *env.observation_space["glimpse"].shape)
@@ -241,10 +281,12 @@ def test_large_worlds_name_what_is_wrong(large, tmp_path):
         LargeImageDataset(tmp_path)
     with pytest.raises(ValueError, match=r"canvas=\(8, 8\) is not allowed"):
         write_large_canvases(tmp_path / "small", in_memory(large), n=1, canvas=(8, 8))
-    (large.folder / "integral-q1-2.i32").write_bytes(b"12345678")
+    (large.folder / "integral-v2-q1-2-r2.i32").write_bytes(b"12345678")
     with pytest.raises(ValueError, match="delete it to rebuild"):
         LargeImageDataset(large.folder).tables((1, 2))
     with pytest.raises(ValueError, match=r"phases=\(0, 1\) is not allowed"):
         large.tables((0, 1))
     with pytest.raises(ValueError, match="phases=4 is not allowed"):
         large.tables(4)
+    with pytest.raises(ValueError, match=r"block=0 is not allowed: use an integer in \[1, 4104\]"):
+        large.tables((1,), block=0)

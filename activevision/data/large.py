@@ -3,12 +3,14 @@ their summed-area tables (built once on first use, kept next to them) from which
 ``(patch + 1)^2`` reads per scale and channel, whatever the canvas size.
 
 A folder holds ``meta.json`` (shape, classes), ``labels.npy``, ``images.u8`` (N x H x W x C uint8, C-order) and,
-after the first world over it, ``integral-q<phases>.i32``: the (H + 1) x (W + 1) tables of every image and
-channel, the sums modulo 2^32, 4 bytes an entry at any canvas size, a copy per phase the world reads, laid out so
-that the reads of one glimpse touch few memory pages (``PhaseLayout``, ``PhaseTables``). A block's sum is the
-usual four-corner difference taken modulo 2^32, exact for every block of up to ``MAX_BLOCK``^2 pixels
-(255 * 4104^2 < 2^32), far beyond any glimpse's coarsest block. Only the pages a glimpse touches are read;
-``overview`` gives a small picture of a canvas for rendering, also from the tables.
+after the first world over it, its tables ``integral-v2-q<phases>-r<copies>.i16`` (or ``.i32``): the (H + 1) x
+(W + 1) summed-area tables of every image and channel, the sums modulo 2^16 (2^32), laid out so that the reads of
+one glimpse touch few tiles of memory (``PhaseLayout``, ``PhaseTables``). A block's sum is the usual four-corner
+difference taken modulo 2^16 (2^32): exact for every block of up to ``SHORT_BLOCK``^2 pixels (255 * 16^2 < 2^16)
+in 16-bit tables, up to ``MAX_BLOCK``^2 (255 * 4104^2 < 2^32) in 32-bit ones. A world whose coarsest block is at
+most 16 pixels (4 scales of factor 2: 8) reads 16-bit tables: half the bytes of 32-bit ones, so more of a glimpse
+per cache line and page. Only the pages a glimpse touches are read; ``overview`` gives a small picture of a canvas
+for rendering, also from the tables.
 """
 
 from __future__ import annotations
@@ -33,109 +35,137 @@ __all__ = ["LargeImageDataset", "PhaseLayout", "PhaseTables", "write_large_canva
 FORMAT = 1
 BAND_ELEMENTS = 1 << 24  # table entries built per pass (128 MB of int64): memory stays bounded at any canvas size
 MAX_BLOCK = math.isqrt((2**32 - 1) // 255)  # 4104: the widest square block whose sum is exact modulo 2^32
-TILE = 32  # table entries per tile side: a 32 x 32 tile of int32 is one 4 KB page
+SHORT_BLOCK = math.isqrt((2**16 - 1) // 255)  # 16: the widest square block whose sum is exact modulo 2^16
+TILE_ROWS, TILE_COLS = 64, 32  # a tile of table entries: 4 KB of int16 (one page), 8 KB of int32
 # Table files up to this share of physical memory are mapped with huge pages where the kernel maps files so (Linux
 # with transparent huge pages in "madvise" mode and large page-cache folios, e.g. ext4 on 6.x): one TLB entry per
-# 2 MB instead of per 4 KB page (measured: 2 M random reads of a 4 GB table 87 ms -> 53 ms; 256 glimpses of a
-# 16,384^2 canvas, about a tenth of what they cost more than on a 64^2 one). Larger files keep small pages: a huge
-# page is read from disk whole, 2 MB for one glimpse's corner, where the table does not stay in memory.
+# 2 MB instead of per 4 KB page (measured: 2 M random reads of a 4 GB table 87 ms -> 53 ms). Larger files keep
+# small pages: a huge page is read from disk whole, 2 MB for one glimpse's corner, where the table does not stay in
+# memory.
 HUGE_PAGE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
 class PhaseLayout:
-    """Where entry ``(y, x)`` of a ``rows x cols`` summed-area table sits in a file of phase ``q``.
+    """Where entry ``(y, x)`` of a ``rows x cols`` summed-area table sits in the region of phase ``q``.
 
     A glimpse's scale of block side ``s`` reads the table at ``(y0 + i s, x0 + j s)``, i, j = 0..patch: laid out
-    row by row, every ``i`` is another page of a wide table (13 pages per scale for 12x12 patches; each a TLB miss
-    and a cache miss, which made a 16,384^2 canvas step 2-3x slower than a 64^2 one). Here the table is split
-    into ``q * q`` phase planes (entries with ``y % q == a`` and ``x % q == b`` in plane ``(a, b)``, at
-    ``(y // q, x // q)``), each cut into ``TILE x TILE`` tiles stored one after another: a scale whose ``s`` is
-    ``q`` or ``2 q`` reads a 13 x 13 or 25 x 25 block of one plane, i.e. 1-4 pages. Offsets are separable,
-    ``row_offsets(y) + col_offsets(x)``, and work on numpy and torch integers alike.
+    row by row, every ``i`` is another page of a wide table (each a TLB and a cache miss). Here the table is split
+    into ``q * q`` phase planes (entries with ``y % q == a`` and ``x % q == b`` in plane ``(a, b)``, at plane row
+    and column ``(y // q, x // q)``), each cut into ``TILE_ROWS x TILE_COLS`` tiles stored one after another, row by
+    row inside a tile: a scale whose ``s`` is ``q`` or ``2 q`` reads a 13 x 13 or 25 x 25 block of one plane.
+    With ``copies=2`` each plane is stored twice, the second copy's tile rows shifted down by half a tile, and
+    ``copy(y)`` names the copy in which plane rows ``y // q - 16 .. y // q + 16`` lie in one tile row: a block
+    read around row ``y`` never spans two tile rows (two rows of tiles are a whole row of the canvas apart).
+    Offsets are separable, ``row_offsets(y, copy) + col_offsets(x)``, and work on numpy and torch integers alike.
     """
 
     rows: int  # table rows, H + 1
     cols: int  # table columns, W + 1
     q: int = 1
+    copies: int = 1
 
     @property
     def tiles(self) -> tuple[int, int]:
-        """Tiles per plane along y and x."""
-        return -(-self.rows // self.q // TILE), -(-self.cols // self.q // TILE)
+        """Tiles per plane copy along y (room for the shifted copy's rows) and x."""
+        shift = (self.copies - 1) * TILE_ROWS // self.copies
+        return -(-(-(-self.rows // self.q) + shift) // TILE_ROWS), -(-(-(-self.cols // self.q)) // TILE_COLS)
 
     @property
     def plane(self) -> int:
-        """Entries per phase plane (whole tiles)."""
+        """Entries per copy of a phase plane (whole tiles)."""
         tiles_y, tiles_x = self.tiles
-        return tiles_y * tiles_x * TILE * TILE
+        return tiles_y * tiles_x * TILE_ROWS * TILE_COLS
 
     @property
     def size(self) -> int:
-        """Entries per image and channel: every phase plane."""
-        return self.q * self.q * self.plane
+        """Entries per image and channel: every copy of every phase plane."""
+        return self.q * self.q * self.copies * self.plane
 
-    def row_offsets(self, y: Any) -> Any:
-        """The part of the offset of table row ``y`` (any integer array)."""
-        r = y // self.q
-        return (y % self.q) * (self.q * self.plane) + (r // TILE) * (self.tiles[1] * TILE * TILE) + (r % TILE) * TILE
+    def copy(self, y: Any) -> Any:
+        """The copy to read a block centred on table row ``y`` from (any integer array; 0 with one copy)."""
+        if self.copies == 1:
+            return y * 0
+        return (y // self.q + 3 * TILE_ROWS // 4) // (TILE_ROWS // 2) % 2
+
+    def row_offsets(self, y: Any, copy: Any = 0) -> Any:
+        """The part of the offset of table row ``y`` in copy ``copy``."""
+        r = y // self.q + copy * (TILE_ROWS // self.copies)
+        return (((y % self.q) * self.q * self.copies + copy) * self.plane
+                + (r // TILE_ROWS) * (self.tiles[1] * TILE_ROWS * TILE_COLS) + (r % TILE_ROWS) * TILE_COLS)
 
     def col_offsets(self, x: Any) -> Any:
         """The part of the offset of table column ``x``."""
         c = x // self.q
-        return (x % self.q) * self.plane + (c // TILE) * (TILE * TILE) + c % TILE
+        return (x % self.q) * self.copies * self.plane + (c // TILE_COLS) * (TILE_ROWS * TILE_COLS) + c % TILE_COLS
 
     def write(self, out: np.ndarray, band: np.ndarray, y0: int) -> None:
-        """Store table rows ``y0 ..`` (``band``: C x rows x cols; ``y0`` a multiple of ``q * TILE``) into ``out``
-        (C x size), one whole tile row of every plane at a time."""
+        """Store table rows ``y0 ..`` (``band``: C x rows x cols; ``y0`` a multiple of ``q``) into every copy in
+        ``out`` (C x size), a tile row at a time (entries outside the table stay as they are: zero)."""
         channels = band.shape[0]
         tiles_x = self.tiles[1]
+        whole_row = tiles_x * TILE_ROWS * TILE_COLS  # entries of one tile row
         for a in range(self.q):
             for b in range(self.q):
-                block = band[:, a :: self.q, b :: self.q]  # plane (a, b): rows y0 // q + k, columns 0 ..
-                count = -(-block.shape[1] // TILE)
+                block = band[:, a :: self.q, b :: self.q]  # plane (a, b): plane rows y0 // q + k, columns 0 ..
+                count = block.shape[1]
                 if count == 0:
                     continue
-                padded = np.zeros((channels, count * TILE, tiles_x * TILE), out.dtype)
-                padded[:, : block.shape[1], : block.shape[2]] = block
-                tiles = padded.reshape(channels, count, TILE, tiles_x, TILE).transpose(0, 1, 3, 2, 4)
-                start = (a * self.q + b) * self.plane + (y0 // self.q // TILE) * tiles_x * TILE * TILE
-                out[:, start : start + tiles.size // channels] = tiles.reshape(channels, -1)
+                padded = np.zeros((channels, count, tiles_x * TILE_COLS), out.dtype)
+                padded[:, :, : block.shape[2]] = block  # cast: wraps modulo 2^16 or 2^32
+                for copy in range(self.copies):
+                    start = ((a * self.q + b) * self.copies + copy) * self.plane
+                    first = y0 // self.q + copy * (TILE_ROWS // self.copies)
+                    k = 0
+                    while k < count:  # plane rows first + k .. in the tile row that holds them
+                        tile_row, inside = divmod(first + k, TILE_ROWS)
+                        n = min(TILE_ROWS - inside, count - k)
+                        at = start + tile_row * whole_row
+                        tiles = out[:, at : at + whole_row].reshape(channels, tiles_x, TILE_ROWS, TILE_COLS)
+                        tiles[:, :, inside : inside + n] = padded[:, k : k + n].reshape(
+                            channels, n, tiles_x, TILE_COLS).transpose(0, 2, 1, 3)
+                        k += n
 
 
 @dataclass(frozen=True)
 class PhaseTables:
-    """The layout of a table file holding the phases ``phases`` one after another for every image and channel
-    (``(N, C, size)``): ``row_offsets(q, y) + col_offsets(q, x)`` is where entry ``(y, x)`` of phase ``q`` sits
-    in an image-channel block."""
+    """The layout of a table file holding the phases ``phases`` (each in ``copies`` copies) one after another for
+    every image and channel (``(N, C, size)``): ``row_offsets(q, y, copy) + col_offsets(q, x)`` is where entry
+    ``(y, x)`` of phase ``q`` sits in an image-channel block, ``copy(q, y)`` the copy to read around row ``y``."""
 
     rows: int
     cols: int
     phases: tuple[int, ...]
+    copies: int = 1
 
     def __post_init__(self) -> None:
         if not self.phases or any(isinstance(q, bool) or not isinstance(q, int) or q < 1 for q in self.phases) \
                 or len(set(self.phases)) != len(self.phases):
             raise ValueError(f"phases={self.phases!r} is not allowed: use distinct positive integers")
+        if self.copies not in (1, 2):
+            raise ValueError(f"copies={self.copies!r} is not allowed: use 1 or 2")
 
     @cached_property
     def layouts(self) -> dict[int, tuple[int, PhaseLayout]]:
-        """Phase -> (offset of its copy in a block, its layout); made once, then looked up by every offset."""
+        """Phase -> (offset of its region in a block, its layout); made once, then looked up by every offset."""
         out, base = {}, 0
         for q in self.phases:
-            layout = PhaseLayout(self.rows, self.cols, q)
+            layout = PhaseLayout(self.rows, self.cols, q, self.copies)
             out[q] = base, layout
             base += layout.size
         return out
 
     @property
     def size(self) -> int:
-        """Entries per image and channel: every phase's copy."""
+        """Entries per image and channel: every phase's region."""
         return sum(layout.size for _, layout in self.layouts.values())
 
-    def row_offsets(self, q: int, y: Any) -> Any:
+    def copy(self, q: int, y: Any) -> Any:
+        return self.layouts[q][1].copy(y)
+
+    def row_offsets(self, q: int, y: Any, copy: Any = 0) -> Any:
         base, layout = self.layouts[q]
-        return base + layout.row_offsets(y)
+        return base + layout.row_offsets(y, copy)
 
     def col_offsets(self, q: int, x: Any) -> Any:
         return self.layouts[q][1].col_offsets(x)
@@ -145,9 +175,9 @@ class LargeImageDataset(ImageDataset):
     """The canvases of a folder written by ``write_large_canvases`` (or by you, in its layout), opened lazily."""
 
     def __init__(self, folder: str | os.PathLike, phase_copies: bool = True) -> None:
-        """``phase_copies=False`` keeps one copy of the tables (phase 1 only: 4 bytes a pixel instead of 8 for 3-4
-        scales, more pages per coarse glimpse): for tables that would otherwise not fit in memory, where every page
-        a glimpse touches is a disk read."""
+        """``phase_copies=False`` keeps one copy of the tables (phase 1 only, not shifted: 2 or 4 bytes a pixel
+        instead of 8 or 16 for 3-4 scales, more tiles per coarse glimpse): for tables that would otherwise not fit in
+        memory, where every page a glimpse touches is a disk read."""
         if not isinstance(phase_copies, bool):
             raise ValueError(f"phase_copies={phase_copies!r} is not allowed: use True or False")
         self.folder = Path(folder)
@@ -172,7 +202,7 @@ class LargeImageDataset(ImageDataset):
         if self.labels.shape != (n,) or self.labels.min() < 0 or self.labels.max() >= self.num_classes:
             raise ValueError(f"{self.folder / 'labels.npy'} must hold {n} labels in 0..{self.num_classes - 1}")
         self.images = np.memmap(images, np.uint8, "r", shape=(n, height, width, channels))
-        self._tables: dict[tuple[int, ...], tuple[np.ndarray, PhaseTables]] = {}
+        self._tables: dict[tuple[tuple[int, ...], str], tuple[np.ndarray, PhaseTables]] = {}
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -185,19 +215,26 @@ class LargeImageDataset(ImageDataset):
         raise ValueError(f"{self.folder} is a large-image world: it is never loaded whole (worlds read glimpses "
                          "from tables(); get(i) gives one canvas as a memmap)")
 
-    def tables(self, phases: tuple[int, ...] = (1,)) -> tuple[np.ndarray, PhaseTables]:
-        """Summed-area tables of every canvas, a copy per phase in ``phases`` (``PhaseLayout``; phase 1 alone
-        without ``phase_copies``), in one file ``integral-q<phases>.i32``: a read-only array ``(N, C,
-        layout.size)`` int32 (sums modulo 2^32) over a shared map of the file (huge pages asked for: ``_map``) and
-        its ``PhaseTables`` (``.phases``: those it holds). Built on first use in one pass, band by band, into a
-        temporary file renamed when complete (a killed build leaves no partial table)."""
+    def tables(self, phases: tuple[int, ...] = (1,), block: int = MAX_BLOCK) -> tuple[np.ndarray, PhaseTables]:
+        """Summed-area tables of every canvas for glimpses whose blocks are at most ``block`` pixels wide: int16
+        (sums modulo 2^16) when ``block <= SHORT_BLOCK``, else int32 (modulo 2^32). The phases ``phases``, each in
+        two row-shifted copies (``PhaseLayout``; phase 1 alone, one copy, without ``phase_copies``), in one file
+        ``integral-v2-q<phases>-r<copies>.i16`` (``.i32``): a read-only array ``(N, C, layout.size)`` over a shared
+        map of the file (huge pages asked for: ``_map``) and its ``PhaseTables`` (``.phases``: those it holds).
+        Built on first use in one pass, band by band, into a temporary file renamed when complete (a killed build
+        leaves no partial table)."""
         if not isinstance(phases, (tuple, list)):
             raise ValueError(f"phases={phases!r} is not allowed: use a tuple of distinct positive integers")
-        layout = PhaseTables(self.shape[0] + 1, self.shape[1] + 1, tuple(phases) if self.phase_copies else (1,))
-        if layout.phases not in self._tables:
+        if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or not 1 <= block <= MAX_BLOCK:
+            raise ValueError(f"block={block!r} is not allowed: use an integer in [1, {MAX_BLOCK}] (the widest block "
+                             "whose sum 32-bit tables hold exactly)")
+        layout = PhaseTables(self.shape[0] + 1, self.shape[1] + 1, tuple(phases) if self.phase_copies else (1,),
+                             copies=2 if self.phase_copies else 1)
+        kind = "i16" if block <= SHORT_BLOCK else "i32"
+        if (layout.phases, kind) not in self._tables:
             n, channels = len(self), self.shape[2]
-            dtype = np.dtype(np.int32)
-            path = self.folder / f"integral-q{'-'.join(map(str, layout.phases))}.i32"
+            dtype = np.dtype(np.int16 if kind == "i16" else np.int32)
+            path = self.folder / f"integral-v2-q{'-'.join(map(str, layout.phases))}-r{layout.copies}.{kind}"
             expected = n * channels * layout.size * dtype.itemsize
             if path.is_file() and path.stat().st_size != expected:
                 raise ValueError(f"{path} has {path.stat().st_size} bytes, not {expected}: delete it to rebuild it")
@@ -205,36 +242,39 @@ class LargeImageDataset(ImageDataset):
                 _build_tables(self.images, path, layout, dtype)
             # Read-only and shared: a writable private (copy-on-write) map of tables larger than memory is refused
             # by the kernel's overcommit check (measured: ENOMEM for 34 GB on a 24 GB machine).
-            self._tables[layout.phases] = _map(path, dtype, (n, channels, layout.size))[0], layout
-        return self._tables[layout.phases]
+            self._tables[layout.phases, kind] = _map(path, dtype, (n, channels, layout.size))[0], layout
+        return self._tables[layout.phases, kind]
 
     def overview(self, index: int, max_side: int = 512) -> tuple[np.ndarray, int]:
         """Canvas ``index`` area-averaged by an integer factor ``f`` to at most ``max_side`` pixels per side
         (edge blocks average what they hold), read from the tables; returns ``(picture uint8, f)``."""
         height, width, channels = self.shape
         factor = max(1, -(-max(height, width) // max_side))
-        if factor > MAX_BLOCK:
-            least = -(-max(height, width) // MAX_BLOCK)
-            raise ValueError(f"max_side={max_side} is not allowed for a {height} x {width} canvas: blocks of "
-                             f"{factor} pixels exceed {MAX_BLOCK}; use max_side >= {least}")
-        ys = np.minimum(np.arange(0, height + factor, factor), height)
-        xs = np.minimum(np.arange(0, width + factor, factor), width)
-        table, layout = next(iter(self._tables.values()), None) or self.tables()  # any holds phase 1
+        table, layout = next(iter(self._tables.values()), None) or self.tables()  # any holds phase 1, copy 0
+        # Corners every ``factor`` pixels and, between them, every ``limit``: each fine block's sum is exact modulo
+        # the table's 2^16 or 2^32, and a picture block is the sum of its fine blocks.
+        limit, mask = (SHORT_BLOCK, 0xFFFF) if table.dtype == np.int16 else (MAX_BLOCK, 0xFFFFFFFF)
+        edges = []
+        for side in (height, width):
+            coarse = np.arange(0, side, factor)
+            fine = np.union1d(coarse, np.arange(0, side, min(factor, limit)))
+            edges.append((np.append(fine, side), np.searchsorted(fine, coarse), np.diff(np.append(coarse, side))))
+        (ys, rows, tall), (xs, cols, wide) = edges
         offsets = layout.row_offsets(1, ys)[:, None] + layout.col_offsets(1, xs)[None, :]
         corners = table[index][:, offsets].astype(np.int64)
-        sums = (corners[:, 1:, 1:] - corners[:, :-1, 1:] - corners[:, 1:, :-1] + corners[:, :-1, :-1]) & 0xFFFFFFFF
-        area = np.diff(ys)[:, None] * np.diff(xs)[None, :]
-        return np.round(sums / area).astype(np.uint8).transpose(1, 2, 0), factor
+        fine = (corners[:, 1:, 1:] - corners[:, :-1, 1:] - corners[:, 1:, :-1] + corners[:, :-1, :-1]) & mask
+        sums = np.add.reduceat(np.add.reduceat(fine, rows, axis=1), cols, axis=2)
+        return np.round(sums / (tall[:, None] * wide[None, :])).astype(np.uint8).transpose(1, 2, 0), factor
 
 
 def _build_tables(images: np.ndarray, path: Path, layout: PhaseTables, dtype: np.dtype) -> None:
     """Write the summed-area tables of ``images`` (N, H, W, C) to ``path`` in ``layout``, a band of rows at a
-    time (whole tile rows of every phase plane; about ``BAND_ELEMENTS`` entries, at least ``lcm(phases) * TILE``
-    rows), each band stored into every phase's copy."""
+    time (whole tile rows of every phase plane; about ``BAND_ELEMENTS`` entries, at least ``lcm(phases) *
+    TILE_ROWS`` rows), each band stored into every copy of every phase."""
     n, height, width, channels = images.shape
     temporary = path.with_name(f"{path.name}.partial-{os.getpid()}")
     out, mapping = _map(temporary, dtype, (n, channels, layout.size), write=True)
-    step = math.lcm(*layout.phases) * TILE
+    step = math.lcm(*layout.phases) * TILE_ROWS
     band = max(step, BAND_ELEMENTS // ((width + 1) * channels) // step * step)
     for i in range(n):
         carry = np.zeros((channels, width + 1), np.int64)  # the table's row above the band
@@ -246,7 +286,7 @@ def _build_tables(images: np.ndarray, path: Path, layout: PhaseTables, dtype: np
             sums[:, first - y0 :, 1:] = rows.cumsum(axis=2).cumsum(axis=1) + carry[:, None, 1:]
             carry = sums[:, -1]
             for base, phase in layout.layouts.values():
-                phase.write(out[i, :, base : base + phase.size], sums, y0)  # wraps modulo 2^32
+                phase.write(out[i, :, base : base + phase.size], sums, y0)  # wraps modulo 2^16 or 2^32
     mapping.flush()
     del out
     mapping.close()
