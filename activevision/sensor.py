@@ -372,7 +372,7 @@ class TorchSensor:
         # The corners are read in an order that interleaves GATHER_GROUP glimpses, (B/G, S, C, p+1, p+1, G): the
         # reads of several far-apart glimpses are in flight at once rather than one glimpse's queueing on the same
         # cache lines (256 glimpses of a 16,384^2 canvas cost 0.42-0.54 ms more than of a 64^2 one read in glimpse
-        # order, 0.28-0.31 ms more read 16 at a time; measured). The sums are written back in glimpse order.
+        # order, 0.28-0.34 ms more read 16 at a time; measured). The sums are written back in glimpse order.
         # index_select on the flat table: the same gather as torch.take, about 2x faster on CPU.
         group = math.gcd(rows.shape[0], GATHER_GROUP)
         rows, cols = (part.unflatten(0, (-1, group)).movedim(1, -1).contiguous() for part in (rows, cols))
