@@ -45,6 +45,10 @@ TILE_ROWS, TILE_COLS = 64, 32  # a tile of table entries: 4 KB of int16 (one pag
 HUGE_PAGE_SHARE = 0.5
 
 
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 @dataclass(frozen=True)
 class PhaseLayout:
     """Where entry ``(y, x)`` of a ``rows x cols`` summed-area table sits in the region of phase ``q``.
@@ -69,7 +73,7 @@ class PhaseLayout:
     def tiles(self) -> tuple[int, int]:
         """Tiles per plane copy along y (room for the shifted copy's rows) and x."""
         shift = (self.copies - 1) * TILE_ROWS // self.copies
-        return -(-(-(-self.rows // self.q) + shift) // TILE_ROWS), -(-(-(-self.cols // self.q)) // TILE_COLS)
+        return _ceil(_ceil(self.rows, self.q) + shift, TILE_ROWS), _ceil(_ceil(self.cols, self.q), TILE_COLS)
 
     @property
     def plane(self) -> int:
