@@ -79,15 +79,16 @@ def test_the_copy_chosen_for_a_row_holds_the_rows_around_it_in_one_tile_row(q):
 def test_tables_are_built_in_bands_and_kept(large, monkeypatch, phases, name):
     from activevision.data import large as module
 
+    def every_copy(data: LargeImageDataset) -> list[np.ndarray]:
+        return [plain(data, phases, q, 16, copy) for q in phases for copy in (0, 1)]
+
     path = large.folder / name
-    expected = [plain(large, phases, q, 16, copy) for q in phases for copy in (0, 1)]
+    expected = every_copy(large)
     path.unlink()
     monkeypatch.setattr(module, "BAND_ELEMENTS", 200)  # bands of lcm(phases) * 64 rows: 2 of them
-    rebuilt = LargeImageDataset(large.folder)
-    np.testing.assert_array_equal([plain(rebuilt, phases, q, 16, copy) for q in phases for copy in (0, 1)], expected)
+    np.testing.assert_array_equal(every_copy(LargeImageDataset(large.folder)), expected)
     stamp = path.stat().st_mtime_ns
-    kept = LargeImageDataset(large.folder)
-    np.testing.assert_array_equal([plain(kept, phases, q, 16, copy) for q in phases for copy in (0, 1)], expected)
+    np.testing.assert_array_equal(every_copy(LargeImageDataset(large.folder)), expected)
     assert path.stat().st_mtime_ns == stamp
     assert [p.name for p in large.folder.iterdir() if "partial" in p.name] == []
 

@@ -36,6 +36,8 @@ FORMAT = 1
 BAND_ELEMENTS = 1 << 24  # table entries built per pass (128 MB of int64): memory stays bounded at any canvas size
 MAX_BLOCK = math.isqrt((2**32 - 1) // 255)  # 4104: the widest square block whose sum is exact modulo 2^32
 SHORT_BLOCK = math.isqrt((2**16 - 1) // 255)  # 16: the widest square block whose sum is exact modulo 2^16
+# Table types, narrowest first, and the widest square block whose sum each holds exactly (modulo 2^bits).
+EXACT_BLOCK = {np.dtype(np.int16): SHORT_BLOCK, np.dtype(np.int32): MAX_BLOCK}
 TILE_ROWS, TILE_COLS = 64, 32  # a tile of table entries: 4 KB of int16 (one page), 8 KB of int32
 # Table files up to this share of physical memory are mapped with huge pages where the kernel maps files so (Linux
 # with transparent huge pages in "madvise" mode and large page-cache folios, e.g. ext4 on 6.x): one TLB entry per
@@ -206,7 +208,7 @@ class LargeImageDataset(ImageDataset):
         if self.labels.shape != (n,) or self.labels.min() < 0 or self.labels.max() >= self.num_classes:
             raise ValueError(f"{self.folder / 'labels.npy'} must hold {n} labels in 0..{self.num_classes - 1}")
         self.images = np.memmap(images, np.uint8, "r", shape=(n, height, width, channels))
-        self._tables: dict[tuple[tuple[int, ...], str], tuple[np.ndarray, PhaseTables]] = {}
+        self._tables: dict[tuple[tuple[int, ...], np.dtype], tuple[np.ndarray, PhaseTables]] = {}
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -234,11 +236,11 @@ class LargeImageDataset(ImageDataset):
                              "whose sum 32-bit tables hold exactly)")
         layout = PhaseTables(self.shape[0] + 1, self.shape[1] + 1, tuple(phases) if self.phase_copies else (1,),
                              copies=2 if self.phase_copies else 1)
-        kind = "i16" if block <= SHORT_BLOCK else "i32"
-        if (layout.phases, kind) not in self._tables:
+        dtype = next(kind for kind, widest in EXACT_BLOCK.items() if block <= widest)
+        if (layout.phases, dtype) not in self._tables:
             n, channels = len(self), self.shape[2]
-            dtype = np.dtype(np.int16 if kind == "i16" else np.int32)
-            path = self.folder / f"integral-v2-q{'-'.join(map(str, layout.phases))}-r{layout.copies}.{kind}"
+            name = f"integral-v2-q{'-'.join(map(str, layout.phases))}-r{layout.copies}.i{dtype.itemsize * 8}"
+            path = self.folder / name
             expected = n * channels * layout.size * dtype.itemsize
             if path.is_file() and path.stat().st_size != expected:
                 raise ValueError(f"{path} has {path.stat().st_size} bytes, not {expected}: delete it to rebuild it")
@@ -246,18 +248,18 @@ class LargeImageDataset(ImageDataset):
                 _build_tables(self.images, path, layout, dtype)
             # Read-only and shared: a writable private (copy-on-write) map of tables larger than memory is refused
             # by the kernel's overcommit check (measured: ENOMEM for 34 GB on a 24 GB machine).
-            self._tables[layout.phases, kind] = _map(path, dtype, (n, channels, layout.size))[0], layout
-        return self._tables[layout.phases, kind]
+            self._tables[layout.phases, dtype] = _map(path, dtype, (n, channels, layout.size))[0], layout
+        return self._tables[layout.phases, dtype]
 
     def overview(self, index: int, max_side: int = 512) -> tuple[np.ndarray, int]:
         """Canvas ``index`` area-averaged by an integer factor ``f`` to at most ``max_side`` pixels per side
         (edge blocks average what they hold), read from the tables; returns ``(picture uint8, f)``."""
         height, width, channels = self.shape
-        factor = max(1, -(-max(height, width) // max_side))
+        factor = max(1, _ceil(max(height, width), max_side))
         table, layout = next(iter(self._tables.values()), None) or self.tables()  # any holds phase 1, copy 0
         # Corners every ``factor`` pixels and, between them, every ``limit``: each fine block's sum is exact modulo
         # the table's 2^16 or 2^32, and a picture block is the sum of its fine blocks.
-        limit, mask = (SHORT_BLOCK, 0xFFFF) if table.dtype == np.int16 else (MAX_BLOCK, 0xFFFFFFFF)
+        limit, mask = EXACT_BLOCK[table.dtype], (1 << 8 * table.dtype.itemsize) - 1
         edges = []
         for side in (height, width):
             coarse = np.arange(0, side, factor)
