@@ -91,8 +91,10 @@ def test_ppo_ram_learns_above_chance(config, tmp_path):
 
 
 def test_ppo_gam_learns_above_chance(config, tmp_path):
-    """PPO with the GAM core, 30 updates of 32 episodes, 2 epochs x 2 minibatches."""
-    config.agent, config.steps, config.batch, config.lr, config.ppo_epochs, config.minibatches = "ppo-gam", 30, 32, \
+    """PPO with the GAM core, 50 updates of 32 episodes, 2 epochs x 2 minibatches: measured (AMD EPYC VM, 1 and 2
+    threads) classify loss down 0.80-0.82, accuracy 0.50-0.52; with 30 updates the loss fell only 0.38-0.39 on this
+    VM (0.4 needed; it had passed on earlier VMs), so the margin is kept wide."""
+    config.agent, config.steps, config.batch, config.lr, config.ppo_epochs, config.minibatches = "ppo-gam", 50, 32, \
         2e-3, 2, 2
     config.hidden, config.glimpse_hidden = 32, 32
     assert_learns_above_chance(config, tmp_path / "run")
