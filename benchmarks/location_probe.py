@@ -1,10 +1,11 @@
 """How much a trained agent's location policy depends on the image: one result line per run folder.
 
-Runs the mean-path test episodes of ``--images`` test images and reports, per step, the spread over images of the
-location means (std, location units: 0 is one fixed scan for every image) and, for the input of the location head
-(RAM's state; GAM's decoder output), its spread over images as a share of its norm (1: all image, 0: none). For
-GAM also the norm and image share of each part the decoder sums at the first step after a glimpse (query,
-self-attention, cross-attention, feed-forward): the figures behind README's "Why GAM's mean path lags".
+Runs the mean-path test episodes of the first ``--images`` test images (``trace``, as the glimpse pictures) and
+reports, per step, the spread over images of the location means (std, location units: 0 is one fixed scan for every
+image) and, for the input of the location head (RAM's state; GAM's decoder output), its spread over images as a
+share of its norm (1: all image, 0: none). For GAM also the norm and image share of each part its first decoder
+layer sums at the first step after a glimpse (query, self-attention, cross-attention, feed-forward): the figures
+behind README's "Why GAM's mean path lags".
 
     python benchmarks/location_probe.py runs/learning/translated-gam-learned [more run folders] [--images 500]
 """
@@ -15,8 +16,7 @@ import argparse
 
 import torch
 
-from activevision.agents.reinforce import rollout
-from activevision.agents.trainer import Trainer, _test_kwargs, _world
+from activevision.agents.trainer import load_run, trace
 
 
 def share(x: torch.Tensor) -> tuple[float, float]:
@@ -27,10 +27,7 @@ def share(x: torch.Tensor) -> tuple[float, float]:
 
 
 def probe(folder: str, images: int) -> str:
-    trainer = Trainer.resume(folder, device="cpu")
-    config, agent = trainer.config, trainer.agent.eval()
-    envs = _world(config, trainer.device, images, **_test_kwargs(config, config.eval_split))
-    obs, _ = envs.reset(seed=config.seed)
+    config, agent, device = load_run(folder, device="cpu")
     seen: dict[str, list[torch.Tensor]] = {}
 
     def keep(name: str, output: bool = False):
@@ -45,12 +42,12 @@ def probe(folder: str, images: int) -> str:
         layer.cross_attention.register_forward_hook(keep("cross-attention", output=True))
         layer.feed_forward.register_forward_hook(keep("feed-forward", output=True))
         layer.self_attention.register_forward_hook(keep("self-attention", output=True))
-    with torch.no_grad():
-        rollout(agent, envs, obs, deterministic=True, locations=(locations := []))
+    with torch.no_grad():  # the same mean-path episodes of the first test images as the glimpse pictures
+        locations = torch.from_numpy(trace(agent, config, device, split=config.eval_split, examples=images)["locs"])
     first = 1 if config.agent == "gam" else 0  # GAM's first call is the start token's, before any glimpse
-    spread = " ".join(f"{loc.std(0).mean():.3f}" for loc in locations[1:])
+    spread = " ".join(f"{locations[:, t].std(0).mean():.3f}" for t in range(1, locations.shape[1]))
     head = " ".join(f"{share(x)[1]:.2f}" for x in seen["head"][first:])
-    parts = " ".join(f"{name}={share(values[first])[0]:.1f}/{share(values[first])[1]:.2f}"
+    parts = " ".join("{}={:.1f}/{:.2f}".format(name, *share(values[first]))
                      for name, values in seen.items() if name != "head")
     return (f"location_probe run={folder} agent={config.agent} env={config.env} images={images} "
             f"location_spread_per_step={spread} head_input_image_share_per_step={head}"
