@@ -122,6 +122,7 @@ class TrainConfig:
     what: str | None = None
     layers: int = 1  # GAM: encoder and decoder layers
     heads: int = 4  # GAM: attention heads
+    encoder_skip: bool = False  # GAM: the location head also reads the newest encoder token (README, GAM)
     ppo_epochs: int = 4  # PPO: passes over each batch of episodes
     minibatches: int = 4  # PPO: minibatches of whole episodes per pass
     clip_range: float = 0.2  # PPO: ratio clipping
@@ -192,6 +193,9 @@ class TrainConfig:
         if self.agent != "ram" and self.compile:
             raise ValueError(f"compile=True is not allowed for {self.agent}: use it with ram (GAM's caches grow "
                              "every step; PPO replays and the top-down frame run the agent eagerly)")
+        if not isinstance(self.encoder_skip, bool) or (self.encoder_skip and self.agent not in ("gam", "ppo-gam")):
+            raise ValueError(f"encoder_skip={self.encoder_skip!r} is not allowed for {self.agent}: use True or False, "
+                             "and True only with gam or ppo-gam (the skip is GAM's)")
         if ALGORITHMS[self.agent] == "ppo":
             if self.std_final is not None:
                 raise ValueError(f"std_final={self.std_final!r} is not allowed for {self.agent}: PPO learns the "
@@ -230,7 +234,7 @@ def make_agent(config: TrainConfig, observation_space: gym.spaces.Dict, num_clas
                        config.combine, config.what, config.dropout, config.regions, config.rounds)
     if config.agent in ("gam", "ppo-gam"):
         core = GAM(observation_space, num_classes, config.hidden, config.glimpse_hidden, config.layers, config.heads,
-                   config.combine, config.what, config.dropout)
+                   config.combine, config.what, config.dropout, config.encoder_skip)
     else:
         core = RAM(observation_space, num_classes, config.hidden, config.glimpse_hidden, config.core, config.combine,
                    config.what, config.dropout)

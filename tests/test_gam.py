@@ -25,13 +25,17 @@ def config(mnist_dir) -> TrainConfig:
                        eval_batch=500, device="cpu", hidden=32, glimpse_hidden=16)
 
 
-def episode_inputs(layers: int = 1, seed: int = 0) -> tuple[GAM, dict, torch.Tensor, torch.Tensor]:
+def episode_inputs(layers: int = 1, seed: int = 0,
+                   encoder_skip: bool = False) -> tuple[GAM, dict, torch.Tensor, torch.Tensor]:
     """A GAM over house-number worlds (2 scales, 3 channels) and random glimpses and locations of 4 episodes."""
     envs = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=4, device="cpu", context_size=12, size=50)
     obs, _ = envs.reset(seed=seed)
     torch.manual_seed(seed)
-    model = GAM(envs.single_observation_space, 10, hidden=32, glimpse_hidden=16, layers=layers, heads=4).eval()
+    model = GAM(envs.single_observation_space, 10, hidden=32, glimpse_hidden=16, layers=layers, heads=4,
+                encoder_skip=encoder_skip).eval()
     torch.nn.init.normal_(model.locator[2].weight)  # a trained locator: the fresh one puts every mean at the centre
+    if encoder_skip:
+        torch.nn.init.normal_(model.encoder_skip.weight, std=0.1)  # likewise
     glimpses = torch.rand(4, STEPS, *envs.single_observation_space["glimpse"].shape)
     locs = torch.rand(4, STEPS, 2) * 2.0 - 1.0
     return model, obs, glimpses, locs
@@ -48,11 +52,11 @@ def incremental(model: GAM, obs: dict, glimpses: torch.Tensor, locs: torch.Tenso
     return torch.stack(logits, 1), torch.stack(means, 1), torch.stack(baselines, 1)
 
 
-@pytest.mark.parametrize("layers", [1, 2])
-def test_cached_decoding_equals_full_recomputation(layers):
+@pytest.mark.parametrize("layers,encoder_skip", [(1, False), (2, False), (1, True)])
+def test_cached_decoding_equals_full_recomputation(layers, encoder_skip):
     """One new token per layer per step (cached keys and values) gives what the whole sequence with causal masks
     gives: class scores (B, T, K), location means (B, T + 1, 2) in [-1, 1] and baselines (B, T)."""
-    model, obs, glimpses, locs = episode_inputs(layers)
+    model, obs, glimpses, locs = episode_inputs(layers, encoder_skip=encoder_skip)
     with torch.no_grad():
         full = model.sequence(glimpses, locs, obs["context"])
         steps = incremental(model, obs, glimpses, locs)
@@ -83,6 +87,23 @@ def test_a_later_glimpse_cannot_change_an_earlier_steps_output():
     assert not torch.allclose(before[1][:, k + 1 :], after[1][:, k + 1 :])
 
 
+def test_encoder_skip_feeds_the_newest_encoder_token_to_the_location_head_only():
+    """With the skip the means after a glimpse move with the encoder token (the first, before any glimpse, does
+    not), and the location loss reaches the skip's map but, as the decoder's memory, not the encoder or the glimpse
+    network: the encoder token enters detached."""
+    model, obs, glimpses, locs = episode_inputs(encoder_skip=True)
+    means = model.sequence(glimpses, locs, obs["context"])[1]
+    means.sum().backward()
+    assert model.encoder_skip.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in [*model.glimpse_net.parameters(), *model.encoder.parameters()])
+    with torch.no_grad():
+        model.encoder_skip.weight.mul_(2.0)
+        after = model.sequence(glimpses, locs, obs["context"])[1]
+    assert torch.equal(after[:, 0], means[:, 0].detach()) and not torch.allclose(after[:, 1:], means[:, 1:])
+    space = gym.make("GlimpseHouseNumbers-v0", size=10, context_size=12).observation_space
+    assert GAM(space, 10).encoder_skip is None  # the paper's head by default
+
+
 def test_context_steers_locations_but_not_the_answer():
     """The context enters the decoder's memory only: the class scores come from the glimpses alone."""
     model, obs, glimpses, locs = episode_inputs()
@@ -110,11 +131,13 @@ def test_cli_train_eval_render_gam(mnist_dir, svhn_dir, tmp_path, capsys):
     out = tmp_path / "gam"
     kwargs = f'{{"data_dir": "{mnist_dir}", "split": "t10k-train", "download": false, "context_size": 14}}'
     main(["train", "gam", "--env", "GlimpseMNIST-v0", "--env-kwargs", kwargs, "--eval-split", "t10k-test",
-          "--steps", "2", "--batch", "8", "--hidden", "16", "--layers", "2", "--heads", "2", "--device", "cpu",
+          "--steps", "2", "--batch", "8", "--hidden", "16", "--layers", "2", "--heads", "2", "--encoder-skip",
+          "--device", "cpu",
           "--out", str(out), "--quiet"])
     assert "gam on GlimpseMNIST-v0" in capsys.readouterr().out
     config, agent, _ = load_run(out, "cpu")
     assert config.agent == "gam" and len(agent.encoder) == 2 and config.env_kwargs["context_size"] == 14
+    assert config.encoder_skip and agent.encoder_skip is not None
     main(["eval", str(out), "--split", "t10k-test", "--device", "cpu"])
     assert "over 2000 images" in capsys.readouterr().out
     main(["render", str(out), "--split", "t10k-test", "--examples", "2", "--out", str(tmp_path / "g.png"),
@@ -130,6 +153,8 @@ def test_cli_train_eval_render_gam(mnist_dir, svhn_dir, tmp_path, capsys):
     (dict(compile=True), "compile=True is not allowed for gam"),
     (dict(hidden=30, heads=4), "hidden=30 is not allowed with heads=4"),
     (dict(layers=0), "layers=0"),
+    (dict(agent="ram", encoder_skip=True), "encoder_skip=True is not allowed for ram"),
+    (dict(encoder_skip="yes"), "encoder_skip='yes' is not allowed"),
     (dict(agent="dram"), "agent='dram'"),
 ])
 def test_bad_gam_options_are_named(config, changes, match):
