@@ -67,7 +67,7 @@ GAM = dict(lr=1e-3, lr_final=1e-4, warmup=200, classify_steps="all", hidden=128,
 
 
 def run(name: str, agent: str, policy: str, scale: float, mc: int, device: str, seed: int, out: str,
-        encoder_skip: bool = True) -> tuple[str, str, str, float]:
+        encoder_skip: bool = GAM["encoder_skip"]) -> tuple[str, str, str, float]:
     """Train and test one agent on one world; print its line; return (world, agent, policy, mean-path accuracy)."""
     env_id, kwargs, split, updates, extra = WORLDS[name]
     folder = f"{out}/{name}-{agent}-{policy}"
@@ -104,7 +104,7 @@ def main() -> None:
                         help="RAM's learned locations and/or the random-location baseline")
     parser.add_argument("--agents", nargs="+", default=["ram"], choices=["ram", "gam"],
                         help="gam: also GAM with learned locations (the baseline rows stay RAM's)")
-    parser.add_argument("--gam-encoder-skip", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--gam-encoder-skip", action=argparse.BooleanOptionalAction, default=GAM["encoder_skip"],
                         help="GAM's location head also reads the newest encoder token (--no-gam-encoder-skip: the "
                              "paper's head, the decoder output alone)")
     parser.add_argument("--mc", type=int, default=10,
