@@ -75,6 +75,20 @@ def test_the_copy_chosen_for_a_row_holds_the_rows_around_it_in_one_tile_row(q):
                        .tolist())) for y in range(0, 4000, q)) == 2  # without it, blocks straddle
 
 
+@pytest.mark.parametrize("q,copies", [(1, 1), (1, 2), (4, 2), (16, 2)])
+def test_offsets_repeat_by_the_layout_periods(q, copies):
+    """What the sensor relies on to table offsets of one period only: ``rows`` rows down (``cols`` columns right)
+    every offset moves by ``row_step`` (``col_step``) and the copy chosen is the same, all over a wide table."""
+    layout = PhaseLayout(rows=9001, cols=7001, q=q, copies=copies)
+    (rows, row_step), (cols, col_step) = layout.periods
+    ys, xs = np.arange(9001 - rows), np.arange(7001 - cols)
+    np.testing.assert_array_equal(layout.copy(ys + rows), layout.copy(ys))
+    for copy in range(copies):
+        np.testing.assert_array_equal(layout.row_offsets(ys + rows, copy), layout.row_offsets(ys, copy) + row_step)
+    np.testing.assert_array_equal(layout.col_offsets(xs + cols), layout.col_offsets(xs) + col_step)
+    assert (rows, cols) == (64 * q, 32 * q)
+
+
 @pytest.mark.parametrize("phases,name", [((1,), "integral-v2-q1-r2.i16"), ((1, 2), "integral-v2-q1-2-r2.i16")])
 def test_tables_are_built_in_bands_and_kept(large, monkeypatch, phases, name):
     from activevision.data import large as module
@@ -188,11 +202,21 @@ def test_offsets_past_2_31_entries_are_read_with_int64_offsets(large, tmp_path):
         def col_offsets(self, q: int, x: np.ndarray) -> np.ndarray:
             return layout.col_offsets(q, x)
 
+        def periods(self, q: int) -> tuple[tuple[int, int], tuple[int, int]]:
+            return layout.periods(q)
+
     sensor = TorchSensor(4, 3)
     height, width, _ = large.shape
     state = sensor.wrap(lambda phases, block: (far, Shifted()), height, width)
-    assert state.offsets[0].dtype == torch.int64
-    assert sensor.wrap(large.tables, height, width).offsets[0].dtype == torch.int32
+    assert state.offsets.table.dtype == torch.int64
+    assert sensor.wrap(large.tables, height, width).offsets.table.dtype == torch.int32
+
+    class Unrepeating(Shifted):
+        def periods(self, q: int) -> tuple[tuple[int, int], tuple[int, int]]:
+            return (0, 1), (32, 2048)
+
+    with pytest.raises(ValueError, match=r"layout periods \[\[\[0, 1\], \[32, 2048\]\]\] are not allowed"):
+        sensor.wrap(lambda phases, block: (far, Unrepeating()), height, width)
     image = torch.from_numpy(np.array(large.images[1:2, :, :, :1]))
     loc = torch.tensor([[-0.9, -0.8], [0.0, 0.1], [0.95, 0.9]], dtype=torch.float64)
     torch.testing.assert_close(sensor.glimpse(state, loc, torch.zeros(3, dtype=torch.long)),

@@ -105,6 +105,15 @@ class PhaseLayout:
         c = x // self.q
         return (x % self.q) * self.copies * self.plane + (c // TILE_COLS) * (TILE_ROWS * TILE_COLS) + c % TILE_COLS
 
+    @property
+    def periods(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """``((rows, row_step), (cols, col_step))``: ``rows`` table rows further down (``cols`` columns further
+        right) an entry sits ``row_step`` (``col_step``) entries further on, in the same copy (``copy`` repeats
+        every ``rows`` rows). A sensor tables the offsets of one period plus a block and adds whole periods:
+        a few KB that stay in the core's cache, where offsets of every row and column of a wide canvas (hundreds
+        of KB) are evicted by the glimpse's own reads."""
+        return (self.q * TILE_ROWS, self.tiles[1] * TILE_ROWS * TILE_COLS), (self.q * TILE_COLS, TILE_ROWS * TILE_COLS)
+
     def write(self, out: np.ndarray, band: np.ndarray, y0: int) -> None:
         """Store table rows ``y0 ..`` (``band``: C x rows x cols; ``y0`` a multiple of ``q``) into every copy in
         ``out`` (C x size), a tile row at a time (entries outside the table stay as they are: zero)."""
@@ -137,7 +146,8 @@ class PhaseLayout:
 class PhaseTables:
     """The layout of a table file holding the phases ``phases`` (each in ``copies`` copies) one after another for
     every image and channel (``(N, C, size)``): ``row_offsets(q, y, copy) + col_offsets(q, x)`` is where entry
-    ``(y, x)`` of phase ``q`` sits in an image-channel block, ``copy(q, y)`` the copy to read around row ``y``."""
+    ``(y, x)`` of phase ``q`` sits in an image-channel block, ``copy(q, y)`` the copy to read around row ``y``,
+    ``periods(q)`` how the offsets repeat (``PhaseLayout.periods``)."""
 
     rows: int
     cols: int
@@ -175,6 +185,9 @@ class PhaseTables:
 
     def col_offsets(self, q: int, x: Any) -> Any:
         return self.layouts[q][1].col_offsets(x)
+
+    def periods(self, q: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        return self.layouts[q][1].periods
 
 
 class LargeImageDataset(ImageDataset):
