@@ -359,11 +359,10 @@ class TorchSensor:
         dtype = torch.int32 if int(rows.max()) + int(cols.max()) < 2**31 else torch.int64
         which = np.array([held.index(q) for q in phases])
         base = np.stack([rows.size + which * len(xs), which * count * len(ys)], axis=-1)[None]  # (1, S, 2)
-        offsets = [np.concatenate([rows.ravel(), cols.ravel()]), base, periods[which][None, :, ::-1],
-                   copies.ravel() * len(ys), which[None] * len(ys)]  # periods per scale: (1, S, (x, y), (period, step))
-        offsets = [torch.as_tensor(np.ascontiguousarray(part), device=self.device) for part in offsets]
-        offsets[0] = offsets[0].to(dtype)
-        return SensorState(table, (self._area * 255.0).float(), height, width, PhaseOffsets(*offsets))
+        flat = torch.as_tensor(np.concatenate([rows.ravel(), cols.ravel()]), dtype=dtype, device=self.device)
+        lookups = [base, periods[which][None, :, ::-1], copies.ravel() * len(ys), which[None] * len(ys)]
+        lookups = [torch.as_tensor(np.ascontiguousarray(part), device=self.device) for part in lookups]
+        return SensorState(table, (self._area * 255.0).float(), height, width, PhaseOffsets(flat, *lookups))
 
     def glimpse(self, state: SensorState, loc: torch.Tensor, index: torch.Tensor | None = None,
                 offset: torch.Tensor | None = None, frame: tuple[int, int] | None = None) -> torch.Tensor:
