@@ -275,6 +275,7 @@ class TorchSensor:
         self._half = torch.as_tensor(self.geometry.sizes / 2.0 - 0.5, device=self.device)[None, :, None]  # (1, S, 1)
         area = torch.as_tensor(self.geometry.factors, dtype=torch.float64, device=self.device) ** 2
         self._area = area[None, :, None, None, None]
+        self._byte_divisor = (self._area * 255.0).float()  # uint8 sums are divided in float32: x / x is exactly 1
         self._frames: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self._starts: dict[tuple[int, int], torch.Tensor] = {}
 
@@ -306,7 +307,7 @@ class TorchSensor:
         n, height, width, channels = images.shape
         table = torch.zeros((n, channels, height + 1, width + 1), dtype=dtype, device=self.device)
         table[:, :, 1:, 1:] = images.permute(0, 3, 1, 2).to(dtype).cumsum(2).cumsum(3)
-        divisor = (self._area * 255.0).float() if integer else self._area  # integer sums are divided in float32
+        divisor = self._byte_divisor if integer else self._area
         return SensorState(table.reshape(n, channels, -1), divisor, height, width)
 
     def phases(self, width: int) -> tuple[int, ...]:
@@ -362,7 +363,7 @@ class TorchSensor:
         flat = torch.as_tensor(np.concatenate([rows.ravel(), cols.ravel()]), dtype=dtype, device=self.device)
         lookups = [base, periods[which][None, :, ::-1], copies.ravel() * len(ys), which[None] * len(ys)]
         lookups = [torch.as_tensor(np.ascontiguousarray(part), device=self.device) for part in lookups]
-        return SensorState(table, (self._area * 255.0).float(), height, width, PhaseOffsets(flat, *lookups))
+        return SensorState(table, self._byte_divisor, height, width, PhaseOffsets(flat, *lookups))
 
     def glimpse(self, state: SensorState, loc: torch.Tensor, index: torch.Tensor | None = None,
                 offset: torch.Tensor | None = None, frame: tuple[int, int] | None = None) -> torch.Tensor:
