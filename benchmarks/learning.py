@@ -14,7 +14,10 @@ each, which on this 2-core VM finishes the pair in about the time one run takes 
 ops gain little from a second thread). Each line's wall time is that run's own, under that sharing.
 
     python benchmarks/learning.py [--worlds mnist translated cluttered house] [--agents ram gam] [--scale 1.0]
-                                  [--jobs 2] [--mc 10] [--no-gam-encoder-skip]
+                                  [--jobs 2] [--mc 10] [--no-gam-encoder-skip] [--seed 0 [1 ...]]
+
+Several seeds: every run once per seed (folders ``OUT/seedN/...``), a gap line per seed, then each gap's mean over
+the seeds and its range (one seed's gap moves by more than the 1-point target: README, "GAM").
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -72,8 +76,9 @@ GAM = dict(lr=1e-3, lr_final=1e-4, warmup=500, classify_steps="all", hidden=128,
 
 
 def run(name: str, agent: str, policy: str, scale: float, mc: int, device: str, seed: int, out: str,
-        encoder_skip: bool = GAM["encoder_skip"]) -> tuple[str, str, str, float]:
-    """Train and test one agent on one world; print its line; return (world, agent, policy, mean-path accuracy)."""
+        encoder_skip: bool = GAM["encoder_skip"]) -> tuple[float, float | None]:
+    """Train and test one agent on one world; print its line; return its mean-path accuracy and its accuracy
+    with ``mc`` sampled paths (None when ``mc`` is 1)."""
     env_id, kwargs, split, updates, extra = WORLDS[name]
     folder = f"{out}/{name}-{agent}-{policy}"
     if agent == "gam":
@@ -89,7 +94,7 @@ def run(name: str, agent: str, policy: str, scale: float, mc: int, device: str, 
     trainer.run(progress=False)
     result = evaluate(trainer.agent, config, trainer.device, split=split)
     wall = time.perf_counter() - start
-    sampled = ""
+    sampled, accuracy = "", None
     if mc > 1:
         accuracy = evaluate(trainer.agent, config, trainer.device, split=split, mc=mc)["accuracy"]
         sampled = f"test_accuracy_mc{mc}={accuracy:.4f} "
@@ -97,8 +102,9 @@ def run(name: str, agent: str, policy: str, scale: float, mc: int, device: str, 
              else f"agent=gam hidden={config.hidden} encoder_skip={config.encoder_skip}")
     print(f"learning world={env_id} {model} policy={policy} "
           f"test_accuracy={result['accuracy']:.4f} {sampled}pixels_seen={result['pixels_seen']:.3f} "
-          f"test_images={result['images']} updates={steps} episodes={steps * 128} wall_s={wall:.0f}", flush=True)
-    return name, agent, policy, result["accuracy"]
+          f"test_images={result['images']} updates={steps} episodes={steps * 128} seed={seed} wall_s={wall:.0f}",
+          flush=True)
+    return result["accuracy"], accuracy
 
 
 def main() -> None:
@@ -116,30 +122,47 @@ def main() -> None:
                         help="also test with M sampled location paths averaged (Monte Carlo); 1: mean path only")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, the cores shared among them")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, nargs="+", default=[0],
+                        help="one or more seeds; with several, each world's gaps are also averaged over them")
     parser.add_argument("--out", default="runs/learning")
     args = parser.parse_args()
     if args.jobs < 1:
         raise SystemExit(f"--jobs {args.jobs} is not allowed: use 1 or more")
+    seeds = list(dict.fromkeys(args.seed))
     start = time.perf_counter()
     runs = [(name, "ram", policy) for name in args.worlds for policy in args.policies if "ram" in args.agents]
     runs += [(name, "gam", "learned") for name in args.worlds if "gam" in args.agents]
+    runs = [(*item, seed) for seed in seeds for item in runs]
     runs.sort(key=lambda item: -WORLDS[item[0]][3] * (3 if item[1] == "gam" else 1))  # longest first
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.jobs, mp_context=spawn, initializer=torch.set_num_threads,
                              initargs=(threads,)) as pool:
-        futures = [pool.submit(run, name, agent, policy, args.scale, args.mc, args.device, args.seed, args.out,
-                               args.gam_encoder_skip)
-                   for name, agent, policy in runs]
-        results = {(name, agent, policy): accuracy for name, agent, policy, accuracy in (f.result() for f in futures)}
+        futures = {item: pool.submit(run, *item[:3], args.scale, args.mc, args.device, item[3],
+                                     args.out if len(seeds) == 1 else f"{args.out}/seed{item[3]}",
+                                     args.gam_encoder_skip)
+                   for item in runs}
+        results = {item: future.result() for item, future in futures.items()}
     for name in args.worlds:
-        ram = results.get((name, "ram", "learned"))
-        for other, label in (((name, "ram", "random"), "gap_ram_minus_random"), ((name, "gam", "learned"),
-                                                                                  "gap_gam_minus_ram")):
-            if ram is not None and other in results:
-                gap = 100 * (results[other] - ram) * (-1 if label == "gap_ram_minus_random" else 1)
-                print(f"learning world={WORLDS[name][0]} {label}={gap:+.1f} points (mean paths)", flush=True)
+        for other, label, sign in (("ram", "random"), "gap_ram_minus_random", -1), (("gam", "learned"),
+                                                                                     "gap_gam_minus_ram", 1):
+            gaps = []  # (mean path, sampled paths or None) per seed with both runs, in points
+            for seed in seeds:
+                ram, them = results.get((name, "ram", "learned", seed)), results.get((name, *other, seed))
+                if ram is None or them is None:
+                    continue
+                path = sign * 100 * (them[0] - ram[0])
+                sampled = None if ram[1] is None else sign * 100 * (them[1] - ram[1])
+                gaps.append((path, sampled))
+                extra = "" if sampled is None else f" {sampled:+.2f} (mc{args.mc})"
+                print(f"learning world={WORLDS[name][0]} seed={seed} {label}={path:+.2f} points (mean paths)"
+                      f"{extra}", flush=True)
+            if len(gaps) > 1:
+                paths = [path for path, _ in gaps]
+                sampled = [value for _, value in gaps if value is not None]
+                extra = f", mc{args.mc} {statistics.mean(sampled):+.2f}" if sampled else ""
+                print(f"learning world={WORLDS[name][0]} seeds={len(gaps)} {label}_mean={statistics.mean(paths):+.2f} "
+                      f"points (mean paths; per seed {min(paths):+.2f} to {max(paths):+.2f}{extra})", flush=True)
     print(f"learning total_wall_s={time.perf_counter() - start:.0f} jobs={args.jobs} threads_per_job={threads}",
           flush=True)
 
