@@ -94,17 +94,17 @@ def run(name: str, agent: str, policy: str, scale: float, mc: int, device: str, 
     trainer.run(progress=False)
     result = evaluate(trainer.agent, config, trainer.device, split=split)
     wall = time.perf_counter() - start
-    sampled, accuracy = "", None
+    sampled, mc_accuracy = "", None
     if mc > 1:
-        accuracy = evaluate(trainer.agent, config, trainer.device, split=split, mc=mc)["accuracy"]
-        sampled = f"test_accuracy_mc{mc}={accuracy:.4f} "
+        mc_accuracy = evaluate(trainer.agent, config, trainer.device, split=split, mc=mc)["accuracy"]
+        sampled = f"test_accuracy_mc{mc}={mc_accuracy:.4f} "
     model = (f"agent=ram core={config.core}" if agent == "ram"
              else f"agent=gam hidden={config.hidden} encoder_skip={config.encoder_skip}")
     print(f"learning world={env_id} {model} policy={policy} "
           f"test_accuracy={result['accuracy']:.4f} {sampled}pixels_seen={result['pixels_seen']:.3f} "
           f"test_images={result['images']} updates={steps} episodes={steps * 128} seed={seed} wall_s={wall:.0f}",
           flush=True)
-    return result["accuracy"], accuracy
+    return result["accuracy"], mc_accuracy
 
 
 def main() -> None:
@@ -159,8 +159,8 @@ def main() -> None:
                       f"{extra}", flush=True)
             if len(gaps) > 1:
                 paths = [path for path, _ in gaps]
-                sampled = [value for _, value in gaps if value is not None]
-                extra = f", mc{args.mc} {statistics.mean(sampled):+.2f}" if sampled else ""
+                sampled_gaps = [value for _, value in gaps if value is not None]
+                extra = f", mc{args.mc} {statistics.mean(sampled_gaps):+.2f}" if sampled_gaps else ""
                 print(f"learning world={WORLDS[name][0]} seeds={len(gaps)} {label}_mean={statistics.mean(paths):+.2f} "
                       f"points (mean paths; per seed {min(paths):+.2f} to {max(paths):+.2f}{extra})", flush=True)
     print(f"learning total_wall_s={time.perf_counter() - start:.0f} jobs={args.jobs} threads_per_job={threads}",
