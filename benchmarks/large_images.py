@@ -122,7 +122,7 @@ def main() -> None:
     torch.set_num_threads(1)
     sizes = args.sizes + ([65536] if args.huge else [])
     digits = MNIST("t10k-train", data_dir=MNIST_DIR, download=False)
-    root = Path(tempfile.mkdtemp(dir=args.dir, prefix="large-images-"))
+    root = Path(tempfile.mkdtemp(dir=args.dir, prefix="large-images-")).resolve()  # as /proc/self/smaps names it
     worlds, built, memory = {}, {}, {}
     generator = torch.Generator().manual_seed(0)
     try:
