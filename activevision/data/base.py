@@ -13,6 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from activevision.checks import check_int
+
 __all__ = ["ImageDataset", "ArrayDataset", "GeneratedDataset", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".npy")
@@ -167,8 +169,8 @@ class GeneratedDataset(ImageDataset):
         if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
             raise ValueError(f"size={length!r} is not allowed: it must be a positive integer")
         self.length = int(length)
-        self.seed = int(seed)
-        self.stream = int(stream)
+        self.seed = check_int("seed", seed, 0)
+        self.stream = check_int("stream", stream, 0)
         self._images: np.ndarray | None = None
         self._labels: np.ndarray | None = None
         self._meta: dict[str, np.ndarray] = {}

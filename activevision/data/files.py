@@ -1,16 +1,21 @@
-"""Where data files live, and fetching them safely: md5-verified, atomically moved into place, never silent."""
+"""Where data files live, and handling them safely: downloads md5-verified, size-capped, deadline-bound and
+atomically moved into place; existing official files verified once; damaged files reported by path with the fix."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
-__all__ = ["DataUnavailableError", "atomic_write", "data_root", "md5sum", "fetch"]
+__all__ = ["DataUnavailableError", "atomic_write", "data_root", "md5sum", "fetch", "verify_file", "damaged_file"]
 
 OFFLINE_HINT = "GlimpseHouseNumbers-v0 (synthetic house numbers, generated offline)"
+# Which files of a folder were verified, keyed by name with their size and mtime: a later open costs a stat.
+VERIFIED_CACHE = ".activevision-verified.json"
 
 
 class DataUnavailableError(FileNotFoundError):
@@ -28,16 +33,21 @@ def data_root(data_dir: str | os.PathLike | None, dataset: str) -> Path:
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that the name only ever holds a complete file: a temporary file in the same
-    folder, flushed to disk, then renamed over the target (checkpoints, logs, pictures)."""
+    """Write ``data`` to ``path`` so that the name only ever holds a complete file: a new temporary file created
+    exclusively in the same folder (a unique name, so nothing planted there is followed), flushed to disk, then
+    renamed over the target (checkpoints, logs, pictures)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
 
 
 def md5sum(path: Path, block: int = 1 << 20) -> str:
@@ -49,12 +59,58 @@ def md5sum(path: Path, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def fetch(folder: Path, name: str, urls: list[str], md5: str, download: bool, timeout: float = 60.0) -> Path:
+def damaged_file(path: Path, problem: str) -> ValueError:
+    """The error of a data file that cannot be used: its path, the problem and the fix."""
+    return ValueError(f"{path} is damaged ({problem}): delete it; it will be downloaded again (or copy a good "
+                      "one there)")
+
+
+def _stamp(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _read_cache(folder: Path) -> dict:
+    try:
+        cache = json.loads((folder / VERIFIED_CACHE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def _remember(path: Path, md5: str) -> None:
+    """Record that ``path`` (at its size and mtime) has ``md5``; a folder that cannot be written is left as is."""
+    cache = _read_cache(path.parent)
+    cache[path.name] = {"md5": md5, "stamp": _stamp(path)}
+    try:
+        atomic_write(path.parent / VERIFIED_CACHE, json.dumps(cache, indent=1).encode())
+    except OSError:
+        pass
+
+
+def verify_file(path: Path, md5: str) -> Path:
+    """``path`` if its md5 is ``md5``, else a ValueError naming the path and the fix. The md5 is computed on first
+    use and remembered by the file's size and mtime (a file changed since is checked again)."""
+    entry = _read_cache(path.parent).get(path.name)
+    if isinstance(entry, dict) and entry.get("md5") == md5 and entry.get("stamp") == _stamp(path):
+        return path
+    got = md5sum(path)
+    if got != md5:
+        raise damaged_file(path, f"md5 {got}, the official file's is {md5}; pass verify=False to read a copy of "
+                                 "your own")
+    _remember(path, md5)
+    return path
+
+
+def fetch(folder: Path, name: str, urls: list[str], md5: str, download: bool, timeout: float = 60.0,
+          size: int | None = None, deadline: float | None = None) -> Path:
     """Return ``folder/name``, downloading it first if missing and ``download`` is true.
 
     The download goes to a temporary file in the same folder, is checked against ``md5`` and only then
-    renamed into place, so the final name never holds a partial or wrong file. Any failure raises
-    ``DataUnavailableError`` naming the folder, the URLs, the md5 and the offline alternative.
+    renamed into place, so the final name never holds a partial or wrong file. ``timeout`` bounds each read,
+    ``deadline`` (seconds, default 60 plus 1 per 100 kB of ``size``) the whole download of one URL, and ``size``
+    (the official size) what a server may send. Any failure raises ``DataUnavailableError`` naming the folder,
+    the URLs, the md5 and the offline alternative.
     """
     path = folder / name
     if path.is_file():
@@ -67,19 +123,20 @@ def fetch(folder: Path, name: str, urls: list[str], md5: str, download: bool, ti
 
     if not download:
         raise unavailable("download=False")
+    if deadline is None:
+        deadline = 60.0 + (size or 0) / 100_000
     folder.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in urls:
         handle, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
         try:
-            with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-                for piece in iter(lambda: response.read(1 << 20), b""):
-                    out.write(piece)
+            _download(url, handle, timeout, time.monotonic() + deadline, size)
             got = md5sum(Path(temp))
             if got != md5:
                 errors.append(f"{url}: md5 {got} != {md5}")
                 continue
             os.replace(temp, path)
+            _remember(path, md5)
             return path
         except OSError as error:  # URLError, HTTPError and socket timeouts are OSErrors
             errors.append(f"{url}: {error}")
@@ -87,3 +144,19 @@ def fetch(folder: Path, name: str, urls: list[str], md5: str, download: bool, ti
             if os.path.exists(temp):
                 os.unlink(temp)
     raise unavailable("could not be downloaded (" + "; ".join(errors) + ")")
+
+
+def _download(url: str, handle: int, timeout: float, end: float, size: int | None) -> None:
+    """Copy ``url`` into the open file ``handle``: an OSError past the monotonic time ``end`` or ``size`` bytes."""
+    written = 0
+    with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        while True:
+            if time.monotonic() > end:
+                raise TimeoutError(f"not complete within the deadline ({written:,} bytes received)")
+            piece = response.read1(1 << 16)  # what has arrived: a slow server cannot hold one read for long
+            if not piece:
+                return
+            written += len(piece)
+            if size is not None and written > size:
+                raise OSError(f"the server sent more than the official {size:,} bytes")
+            out.write(piece)
