@@ -17,6 +17,7 @@ from activevision.data.base import ImageDataset
 from activevision.data.large import LargeImageDataset
 from activevision.render import draw_glimpses, draw_on_overview
 from activevision.envs import rules
+from activevision.envs.inputs import check_options, check_seed, plain_action
 from activevision.envs.spec import WorldSpec
 from activevision.sensor import NumpySensor, TorchSensor, context_image, translate
 
@@ -88,22 +89,25 @@ class GlimpseEnv(gym.Env):
     # ------------------------------------------------------------------ episode
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
         """Draw an image (or ``options={"index": i}``) and its shift (or ``options={"shift": (dx, dy)}``), take
-        the first glimpse at ``start``, return it."""
-        super().reset(seed=seed)
-        index = None if options is None else options.get("index")
+        the first glimpse at ``start``, return it. Every argument is checked before anything changes: a refused
+        reset leaves the episode in progress and the generator as they were."""
+        seed = check_seed(seed)
+        options = check_options(options)
+        index, pinned = options.get("index"), self._check_shift(options.get("shift"))
         if index is not None:
             size = len(self.dataset)
             if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < size:
                 raise ValueError(f"options['index']={index!r} is not allowed: use an integer in "
                                  f"[0, {size})")
             index = int(index)
-        elif self.world.order == "sequential":
+        super().reset(seed=seed)
+        if index is None and self.world.order == "sequential":
             index = self._next_index
-        else:
+        elif index is None:
             index = int(self.np_random.integers(len(self.dataset)))
         self._next_index = (index + self.world.stride) % len(self.dataset)
         image, self._label = self.dataset.get(index)
-        shift = self._shift(options)
+        shift = self._draw_shift() if pinned is None else pinned
         self._index = int(index)
         if self._large:
             self._image, self._state = None, self._tables
@@ -162,17 +166,22 @@ class GlimpseEnv(gym.Env):
         return self._observation(repeat=True), reward, True, False, self._final_info(prediction)
 
     # ------------------------------------------------------------------ pieces
-    def _shift(self, options: dict[str, Any] | None) -> tuple[int, int]:
-        """This episode's ``(dx, dy)``: pinned by ``options["shift"]``, else drawn (``(0, 0)`` when shift=0)."""
-        limit = self.world.shift
-        pinned = None if options is None else options.get("shift")
+    def _check_shift(self, pinned: Any) -> tuple[int, int] | None:
+        """``options["shift"]`` as ``(dx, dy)`` within the world's shift, or None when not given."""
         if pinned is None:
-            return tuple(int(v) for v in self.np_random.integers(-limit, limit + 1, 2)) if limit else (0, 0)
-        array = np.asarray(pinned)
+            return None
+        limit = self.world.shift
+        array = plain_action(pinned, f"two integers (dx, dy) in [-{limit}, {limit}]")
+        array = array.cpu().numpy() if isinstance(array, torch.Tensor) else array
         if array.shape != (2,) or array.dtype.kind not in "iu" or bool((np.abs(array) > limit).any()):
             raise ValueError(f"options['shift']={pinned!r} is not allowed: use two integers (dx, dy) in "
                              f"[-{limit}, {limit}] (the world's shift)")
         return int(array[0]), int(array[1])
+
+    def _draw_shift(self) -> tuple[int, int]:
+        """This episode's ``(dx, dy)``, drawn (``(0, 0)`` when the world's shift is 0)."""
+        limit = self.world.shift
+        return tuple(int(v) for v in self.np_random.integers(-limit, limit + 1, 2)) if limit else (0, 0)
 
     def _look(self, loc: tuple[float, float]) -> None:
         self._locs.append(loc)
@@ -217,8 +226,12 @@ class GlimpseEnv(gym.Env):
             return float(rules.covered_fraction(boxes, np.array(len(boxes)), self.height, self.width))
         return float(np.count_nonzero(self._seen)) / self._seen.size
 
+    def _as_array(self, action: Any) -> np.ndarray:
+        value = plain_action(action, self.world.action_help())
+        return value.cpu().numpy() if isinstance(value, torch.Tensor) else value
+
     def _check_continuous(self, action: Any) -> np.ndarray:
-        array = np.asarray(action)
+        array = self._as_array(action)
         if array.dtype.kind != "f" or array.shape != self.action_space.shape:
             raise ValueError(f"action of dtype {array.dtype} and shape {array.shape} is not allowed: use "
                              f"{self.world.action_help()}")
@@ -227,10 +240,11 @@ class GlimpseEnv(gym.Env):
         return array
 
     def _check_discrete(self, action: Any) -> int:
-        array = np.asarray(action)
-        if array.dtype.kind not in "iu" or array.size != 1 or not 0 <= int(array.reshape(-1)[0]) < self.action_space.n:
-            raise ValueError(f"action {action!r} is not allowed: use {self.world.action_help()}")
-        return int(array.reshape(()))
+        array = self._as_array(action)
+        if array.dtype.kind not in "iu" or array.shape != () or not 0 <= int(array) < self.action_space.n:
+            raise ValueError(f"action {action!r} is not allowed: use {self.world.action_help()} (one integer, "
+                             "shape ())")
+        return int(array)
 
     # ------------------------------------------------------------------ pictures
     def render(self) -> np.ndarray | None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from typing import Any
 
+from activevision.checks import check_int
 from activevision.data.base import ImageDataset
 from activevision.data.compose import ClutteredDataset, TranslatedDataset
 from activevision.data.files import data_root
@@ -24,7 +26,7 @@ __all__ = ["PRESETS", "make_preset", "make_preset_vec", "make_dataset", "ENV_OPT
 
 ENV_OPTIONS = tuple(p for p in inspect.signature(GlimpseEnv.__init__).parameters if p not in ("self", "dataset"))
 VECTOR_OPTIONS = ENV_OPTIONS + ("device", "autoreset_mode", "compile")
-FILE_OPTIONS = {"split": "train", "data_dir": None, "download": True}
+FILE_OPTIONS = {"split": "train", "data_dir": None, "download": True, "verify": True}
 
 # id -> (world, world defaults, env defaults)
 PRESETS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
@@ -50,11 +52,11 @@ PRESETS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 def _cached_dataset(world: str, options: tuple[tuple[str, Any], ...]) -> ImageDataset:
     kw = dict(options)
     if world == "svhn":
-        return SVHN(kw["split"], kw["data_dir"], kw["download"])
+        return SVHN(kw["split"], kw["data_dir"], kw["download"], kw["verify"])
     if world == "house_numbers":
         return SyntheticHouseNumbers(kw["split"], kw["size"], kw["data_seed"])
     if world == "mnist":
-        return MNIST(kw["split"], kw["data_dir"], kw["download"])
+        return MNIST(kw["split"], kw["data_dir"], kw["download"], kw["verify"])
     if world == "large":
         name = (f"house_numbers-{kw['split']}-{kw['canvas']}px-{kw['size']}-d{kw['n_distractors']}"
                 f"-seed{kw['data_seed']}")
@@ -67,7 +69,7 @@ def _cached_dataset(world: str, options: tuple[tuple[str, Any], ...]) -> ImageDa
     if kw["split"] not in MNIST_SPLITS:
         raise ValueError(f"split={kw['split']!r} is not allowed: choose one of {sorted(MNIST_SPLITS)}")
     base = _cached_dataset("mnist", tuple(sorted(dict(split=kw["split"], data_dir=kw["data_dir"],
-                                                      download=kw["download"]).items())))
+                                                      download=kw["download"], verify=kw["verify"]).items())))
     stream = sorted(MNIST_SPLITS).index(kw["split"])  # each split gets its own placements
     if world == "translated":
         return TranslatedDataset(base, kw["canvas"], kw["data_seed"], kw["size"], stream)
@@ -82,12 +84,30 @@ def make_dataset(env_id: str, **options: Any) -> ImageDataset:
     if unknown:
         raise ValueError(f"{env_id}: unknown dataset option(s) {unknown}; allowed: {sorted(defaults)}")
     merged = {**defaults, **options}
+    _check_world_options(env_id, merged)
     if world in ("house_numbers", "large") and merged["split"] not in HOUSE_NUMBER_SPLITS:
         raise ValueError(f"split={merged['split']!r} is not allowed for {env_id}: choose one of "
                          f"{sorted(HOUSE_NUMBER_SPLITS)}")
     if merged.get("data_dir") is not None:
-        merged["data_dir"] = str(merged["data_dir"])
+        merged["data_dir"] = os.fspath(merged["data_dir"])
     return _cached_dataset(world, tuple(sorted(merged.items())))
+
+
+# The lowest value of each integer world option (None is allowed where the default is None).
+_WORLD_INTEGERS = {"data_seed": 0, "size": 1, "canvas": 1, "n_distractors": 0, "distractor_size": 1}
+
+
+def _check_world_options(env_id: str, options: dict[str, Any]) -> None:
+    """Every dataset option's type and range, before anything is read, made or cached."""
+    for name, value in options.items():
+        if name in _WORLD_INTEGERS and not (value is None and PRESETS[env_id][1][name] is None):
+            check_int(name, value, _WORLD_INTEGERS[name])
+        elif name in ("download", "verify") and not isinstance(value, bool):
+            raise ValueError(f"{name}={value!r} is not allowed: use True or False")
+        elif name == "split" and not isinstance(value, str):
+            raise ValueError(f"split={value!r} is not allowed: use a split name (a string)")
+        elif name == "data_dir" and not (value is None or isinstance(value, (str, os.PathLike))):
+            raise ValueError(f"data_dir={value!r} is not allowed: use a folder path or None")
 
 
 def _split_options(env_id: str, kwargs: dict[str, Any], env_options: tuple[str, ...]) -> tuple[ImageDataset, dict]:

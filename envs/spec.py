@@ -11,10 +11,15 @@ from activevision.data.base import ImageDataset
 from activevision.data.large import MAX_BLOCK, LargeImageDataset
 from activevision.checks import check_choice as _check_choice
 from activevision.checks import check_int as _check_int
+from activevision.checks import check_number
 from activevision.envs import rules
 from activevision.sensor import GlimpseGeometry
 
-__all__ = ["WorldSpec"]
+__all__ = ["WorldSpec", "MAX_GLIMPSES"]
+
+# The largest glimpse budget: an episode's coverage is exact at O(T^3) per env, and the batched env keeps every
+# location (num_envs x T x 2), so budgets beyond this would cost more than any policy could use.
+MAX_GLIMPSES = 1024
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,7 @@ class WorldSpec:
         if action_mode == "discrete" and reward_mode != "final":
             raise ValueError(f"reward_mode={reward_mode!r} is not allowed with action_mode='discrete': "
                              "there the episode ends at the answer, so use 'final' (and glimpse_cost)")
-        cost = float(glimpse_cost)
-        if not np.isfinite(cost) or cost < 0:
-            raise ValueError(f"glimpse_cost={glimpse_cost!r} is not allowed: it must be a finite number >= 0")
+        cost = check_number("glimpse_cost", glimpse_cost, low=0.0)
         shift = _check_int("shift", shift, 0)
         if shift >= min(height, width):
             raise ValueError(f"shift={shift} is not allowed for {height}x{width} images: use 0 <= shift < "
@@ -77,7 +80,7 @@ class WorldSpec:
         return cls(
             geometry=geometry, height=height, width=width, channels=channels,
             num_classes=int(dataset.num_classes),
-            n_glimpses=_check_int("n_glimpses", n_glimpses, 1),
+            n_glimpses=_check_int("n_glimpses", n_glimpses, 1, MAX_GLIMPSES),
             action_mode=action_mode,
             grid=_check_int("grid", rules.default_grid(height, width, patch) if grid is None else grid, 1),
             glimpse_cost=cost, reward_mode=reward_mode,

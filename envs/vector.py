@@ -16,10 +16,11 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from activevision.checks import check_int
+from activevision.checks import check_device, check_int
 from activevision.data.base import ImageDataset
 from activevision.data.large import LargeImageDataset
 from activevision.envs import rules
+from activevision.envs.inputs import check_options, check_seed, plain_action
 from activevision.envs.spec import WorldSpec
 from activevision.render import draw_glimpses, draw_on_overview
 from activevision.sensor import SensorState, TorchSensor, context_batch, translate
@@ -27,6 +28,9 @@ from activevision.sensor import SensorState, TorchSensor, context_batch, transla
 __all__ = ["GlimpseVectorEnv"]
 
 AUTORESET_MODES = (AutoresetMode.SAME_STEP.value, AutoresetMode.NEXT_STEP.value)
+# More envs than any device holds the per-env state of (it grows with num_envs x n_glimpses): a clear error, not
+# an allocator's.
+MAX_ENVS = 1 << 24
 
 
 class GlimpseVectorEnv(VectorEnv):
@@ -46,7 +50,8 @@ class GlimpseVectorEnv(VectorEnv):
     def __init__(self, dataset: ImageDataset, num_envs: int, *, device: str | torch.device = "cpu",
                  autoreset_mode: str | AutoresetMode = "SameStep", render_mode: str | None = None,
                  compile: bool = False, **world_options: Any) -> None:
-        check_int("num_envs", num_envs, 1)
+        check_int("num_envs", num_envs, 1, MAX_ENVS)
+        device = check_device(device)
         mode = autoreset_mode.value if isinstance(autoreset_mode, AutoresetMode) else autoreset_mode
         if mode not in AUTORESET_MODES:
             raise ValueError(f"autoreset_mode={autoreset_mode!r} is not allowed: choose one of {AUTORESET_MODES}")
@@ -121,31 +126,34 @@ class GlimpseVectorEnv(VectorEnv):
         """Start every env: ``seed`` seeds the batch's generator; ``options={"index": (num_envs,) ints}`` pins
         the images of this episode (and, in sequential order, the start of each env's sweep);
         ``options={"shift": (num_envs, 2) ints}`` pins their shifts (worlds with ``shift`` > 0)."""
-        if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-                raise ValueError(f"seed={seed!r} is not allowed: use one integer (it seeds the whole batch)")
-            self._generator.manual_seed(int(seed))
-        index = None if options is None else options.get("index")
+        seed = check_seed(seed)
+        options = check_options(options)
+        index, shift = options.get("index"), options.get("shift")
         if index is not None:
-            index = torch.as_tensor(np.asarray(index) if not isinstance(index, torch.Tensor) else index,
-                                    device=self.device)
-            if (index.shape != (self.num_envs,) or index.dtype.is_floating_point or index.dtype == torch.bool
-                    or bool(((index < 0) | (index >= len(self.dataset))).any())):
+            index = self._option_tensor("index", index, f"{self.num_envs} integers in [0, {len(self.dataset)})")
+            if index.shape != (self.num_envs,) or bool(((index < 0) | (index >= len(self.dataset))).any()):
                 raise ValueError(f"options['index'] is not allowed: use {self.num_envs} integers in "
                                  f"[0, {len(self.dataset)}), got {index.tolist() if index.numel() < 20 else index}")
-        shift = None if options is None else options.get("shift")
         if shift is not None:
-            shift = torch.as_tensor(np.asarray(shift) if not isinstance(shift, torch.Tensor) else shift,
-                                    device=self.device)
             limit = self.world.shift
-            if (shift.shape != (self.num_envs, 2) or shift.dtype.is_floating_point or shift.dtype == torch.bool
-                    or bool((shift.abs() > limit).any())):
-                raise ValueError(f"options['shift'] is not allowed: use {self.num_envs} pairs of integers (dx, dy) "
-                                 f"in [-{limit}, {limit}] (the world's shift)")
+            help_text = f"{self.num_envs} pairs of integers (dx, dy) in [-{limit}, {limit}] (the world's shift)"
+            shift = self._option_tensor("shift", shift, help_text)
+            if shift.shape != (self.num_envs, 2) or bool((shift.abs() > limit).any()):
+                raise ValueError(f"options['shift'] is not allowed: use {help_text}")
+        if seed is not None:  # only once every option is known to be good: a refused reset changes nothing
+            self._generator.manual_seed(seed)
         self._needs_reset.zero_()
         self._reset_envs(self._arange, index, shift)
         self._started = True
         return self._observation(), {"index": self.index.clone(), "_index": torch.ones_like(self._needs_reset)}
+
+    def _option_tensor(self, name: str, value: Any, help_text: str) -> torch.Tensor:
+        """A reset option as an integer tensor on the device, or a ValueError naming it."""
+        value = plain_action(value, help_text)
+        tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+        if tensor.dtype.is_floating_point or tensor.dtype in (torch.bool, torch.complex64, torch.complex128):
+            raise ValueError(f"options[{name!r}] of dtype {tensor.dtype} is not allowed: use {help_text}")
+        return tensor.to(self.device)
 
     def step(self, actions: Any) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         """One step of every env; see the class docstring for the autoreset modes."""
@@ -163,7 +171,7 @@ class GlimpseVectorEnv(VectorEnv):
             prediction = actions[:, 2:].argmax(1)
             last = rules.continuous_step(self.steps, world.n_glimpses, world.start == "choose")
             glimpsed = ~last
-            loc = actions[:, :2].clamp(-1.0, 1.0)
+            loc = actions[:, :2].clamp(-1.0, 1.0).double()
         else:
             answered, prediction, glimpsed, last = rules.discrete_step(actions, world.cells, self.glimpses,
                                                                        world.n_glimpses)
@@ -297,6 +305,7 @@ class GlimpseVectorEnv(VectorEnv):
 
         The glimpse batch is replaced, never written in place, so observations already returned never change.
         """
+        loc = loc.double()  # one dtype into the (compiled) read, whatever the caller's precision
         if len(ids) == self.num_envs:  # every env (the common case): no gathers or scatters of rows
             self.glimpse = self._read_all(loc, self.index, self.shift)
             self.locs[self._arange, self.glimpses] = loc.float()
@@ -334,13 +343,13 @@ class GlimpseVectorEnv(VectorEnv):
         return info
 
     def _check(self, actions: Any) -> torch.Tensor:
-        """Actions as a tensor on the device, or a ValueError naming the bad value and what is allowed."""
+        """Actions as a tensor on the device, or a ValueError naming the bad value and what is allowed. Continuous
+        actions keep float64 when given so (the answer is the argmax at the precision given, as in the single env);
+        tensors are cut from autograd, so the env never holds a caller's graph."""
         world = self.world
+        actions = plain_action(actions, self._help())
         if not isinstance(actions, torch.Tensor):
-            array = np.asarray(actions)
-            if array.dtype.kind not in "biuf":
-                raise ValueError(f"actions of dtype {array.dtype} are not allowed: use {self._help()}")
-            actions = torch.from_numpy(np.ascontiguousarray(array))
+            actions = torch.from_numpy(np.ascontiguousarray(actions))
         actions = actions.to(self.device)
         if world.action_mode == "continuous":
             if not actions.dtype.is_floating_point or tuple(actions.shape) != (self.num_envs, 2 + world.num_classes):
@@ -350,8 +359,9 @@ class GlimpseVectorEnv(VectorEnv):
                 env = int((~torch.isfinite(actions).all(1)).nonzero()[0])
                 raise ValueError(f"action of env {env} {actions[env].tolist()} is not allowed: every entry must be "
                                  "finite (no NaN or inf)")
-            return actions.float()
-        if actions.dtype.is_floating_point or actions.dtype == torch.bool or actions.shape != (self.num_envs,):
+            return actions if actions.dtype == torch.float64 else actions.float()
+        if (actions.dtype.is_floating_point or actions.dtype.is_complex or actions.dtype == torch.bool
+                or actions.shape != (self.num_envs,)):
             raise ValueError(f"actions of dtype {actions.dtype} and shape {tuple(actions.shape)} are not allowed: "
                              f"use {self._help()}")
         actions = actions.long()

@@ -86,7 +86,7 @@ def world_kwargs(mnist_dir: Path, svhn_dir: Path, tmp_path_factory: pytest.TempP
 
     def kwargs(env_id: str) -> dict:
         if env_id == "GlimpseSVHN-v0":
-            return {"data_dir": svhn_dir, "split": "test", "download": False}
+            return {"data_dir": svhn_dir, "split": "test", "download": False, "verify": False}
         if "MNIST" in env_id:
             return {"data_dir": mnist_dir, "split": "t10k-test", "download": False}
         if env_id == "GlimpseLargeImage-v0":
