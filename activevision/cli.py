@@ -86,15 +86,26 @@ def train(args: argparse.Namespace) -> None:
 
     from activevision.agents.trainer import TrainConfig, Trainer
 
+    from activevision.agents.checkpoints import check_new_run, clear_run
+
     given = {k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(TrainConfig)}
              and v is not None}
     if args.resume is None and args.out is None:
         raise SystemExit("train needs --out RUN_FOLDER (or --resume RUN_FOLDER)")
+    if args.resume is not None and (args.out is not None or args.overwrite):
+        raise SystemExit("--resume continues a run in its own folder: leave out --out and --overwrite")
     try:
-        if args.resume is not None:  # steps and device are the only settings a resume may change
-            trainer = Trainer.resume(args.resume, **{k: v for k, v in given.items() if k in ("steps", "device")})
+        if args.resume is not None:
+            if not args.resume.strip():
+                raise ValueError("--resume '' is not allowed: name the run folder to continue")
+            trainer = Trainer.resume(args.resume, **given)
         else:
-            trainer = Trainer(TrainConfig(**given), args.out)
+            config = TrainConfig(**given).check()
+            if args.out.strip() and Path(args.out).is_file():  # before building the world: the quickest answer
+                raise ValueError(f"--out {args.out} is a file, not a folder: name a new or empty folder for the run")
+            trainer = Trainer(config, check_new_run(args.out, args.overwrite))
+            if args.overwrite and trainer.rank == 0:  # only now that the new run is built
+                clear_run(trainer.out)
             trainer.save()
     except ValueError as error:
         raise SystemExit(str(error)) from None
@@ -169,8 +180,10 @@ def main(argv: list[str] | None = None) -> None:
                                                             "attention model (transformer + context network); "
                                                             "ppo-ram / ppo-gam: either trained by PPO; topdown: "
                                                             "Q-learning of regions + RAM inside them")
-    train_parser.add_argument("--out", type=Path, help="run folder (config, checkpoints, logs)")
-    train_parser.add_argument("--resume", type=Path, help="continue the run in this folder")
+    train_parser.add_argument("--out", help="run folder (config, checkpoints, logs); refused if it holds a run")
+    train_parser.add_argument("--resume", help="continue the run in this folder (may change steps, device, "
+                                               "evaluation and checkpoint settings)")
+    train_parser.add_argument("--overwrite", action="store_true", help="replace the run that --out holds")
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_options(train_parser)
     eval_parser = commands.add_parser("eval", help="evaluate a trained run")

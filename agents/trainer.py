@@ -39,7 +39,9 @@ from activevision.agents.ppo import GaussianPolicy, PPOSettings, ppo_update
 from activevision.agents.ram import RAM
 from activevision.agents.reinforce import CLASSIFY_STEPS, POLICIES, hybrid_loss, location_decisions, rollout
 from activevision.agents.topdown import TopDown, q_learning_loss
-from activevision.checks import check_choice, check_int
+from activevision.checks import check_choice, check_device, check_field_types, check_int
+from activevision.agents.checkpoints import (check_resume_changes, config_fields, read_checkpoint, read_config,
+                                             state_digest)
 from activevision.data.files import atomic_write
 from activevision.data.large import LargeImageDataset
 from activevision.envs.presets import PRESETS, make_dataset
@@ -89,13 +91,7 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as error:
-        raise ValueError(f"device={device!r} is not allowed: use 'auto', 'cpu' or 'cuda[:N]' ({error})") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} is not allowed here: no CUDA device; use 'auto' or 'cpu'")
-    return resolved
+    return check_device(device)
 
 
 @dataclass
@@ -150,6 +146,7 @@ class TrainConfig:
 
     def check(self) -> "TrainConfig":
         """Fill the agent's defaults; raise a ValueError naming any bad value and what is allowed."""
+        check_field_types(self)
         check_choice("agent", self.agent, AGENTS)
         for name, value in AGENT_DEFAULTS[self.agent].items():
             if getattr(self, name) is None:
@@ -282,7 +279,8 @@ class Trainer:
         if config.lr_final is not None:
             progress = min(self.update / max(config.steps - 1, 1), 1.0)
             rate = config.lr_final + 0.5 * (config.lr - config.lr_final) * (1.0 + np.cos(np.pi * progress))
-        return rate * min(1.0, (self.update + 1) / config.warmup) if config.warmup else rate
+        # A Python float: the optimizer's state is saved, and checkpoints hold plain values only.
+        return float(rate * min(1.0, (self.update + 1) / config.warmup) if config.warmup else rate)
 
     def epsilon(self) -> float:
         """Top-down exploration at this update: linear from ``epsilon`` to ``epsilon_final`` over the first
@@ -323,35 +321,54 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write(self.out / "config.json", json.dumps(dataclasses.asdict(self.config), indent=2).encode())
         buffer = io.BytesIO()
-        torch.save({"update": self.update, "model": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
-                    "generators": generators, "torch_rngs": rngs, "world_size": self.world_size,
-                    "digests": digests, "evals": self.evals}, buffer)
+        state = {"update": self.update, "model": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "generators": generators, "torch_rngs": rngs, "world_size": self.world_size, "digests": digests,
+                 "evals": self.evals}
+        torch.save({**state, "state_digest": state_digest(state)}, buffer)
         atomic_write(self.out / "checkpoint.pt", buffer.getvalue())
 
     @classmethod
     def resume(cls, out: str | os.PathLike, **changes: Any) -> "Trainer":
-        """The trainer of a run folder, at its last checkpoint; ``changes`` (e.g. ``steps``, ``device``) replace
-        saved settings."""
+        """The trainer of a run folder, at its last checkpoint. ``changes`` may set what a resumed run can change
+        (``RESUME_CHANGES``: steps, device, evaluation and checkpoint settings); any other setting that differs
+        from the saved one is refused by name. A damaged or foreign run folder is a ValueError naming the file."""
         folder = Path(out)
+        fields = config_fields(TrainConfig)
         if not (folder / "checkpoint.pt").is_file():
             raise ValueError(f"{folder} is not a run folder: it has no checkpoint.pt (train with --out {folder})")
-        config = TrainConfig(**{**json.loads((folder / "config.json").read_text()), **changes})
+        saved = read_config(folder, fields)
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown setting(s) {unknown}; allowed: {sorted(fields)}")
+        try:
+            before = TrainConfig(**saved).check()
+        except ValueError as error:
+            raise ValueError(f"{folder / 'config.json'}: {error}") from None
+        config = TrainConfig(**{**dataclasses.asdict(before), **changes}).check()
+        check_resume_changes(dataclasses.asdict(before), dataclasses.asdict(config))
         trainer = cls(config, folder)
         trainer.load()
         return trainer
 
     def load(self) -> None:
-        """Continue from the run folder's checkpoint."""
-        state = torch.load(self.out / "checkpoint.pt", map_location=self.device, weights_only=False)
-        saved = state.get("world_size", 1)  # checkpoints of single-process runs before torchrun: one state each
+        """Continue from the run folder's checkpoint (tensors and plain values only, verified by its digests)."""
+        path = self.out / "checkpoint.pt"
+        state = read_checkpoint(path, self.device)
+        saved = state["world_size"]
         if saved != self.world_size:
             raise ValueError(f"{self.out} was trained with {saved} process(es): resume it with the same number "
                              f"(torchrun --nproc_per_node={saved}), not {self.world_size}")
-        self.agent.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state.get("generators", [state.get("generator")])[self.rank])
-        torch.set_rng_state(state.get("torch_rngs", [state.get("torch_rng")])[self.rank])
-        self.update, self.evals = state["update"], state["evals"]
+        try:
+            self.agent.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.generator.set_state(state["generators"][self.rank])
+            torch.set_rng_state(state["torch_rngs"][self.rank])
+        except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"{path} does not match {self.out / 'config.json'} ({first[:300]})") from None
+        if state["digests"] and self.parameter_digest() != state["digests"][0]:
+            raise ValueError(f"{path} is damaged: its weights do not match the parameter digest stored with them")
+        self.update, self.evals = int(state["update"]), list(state["evals"])
 
     def _write_evals(self) -> None:
         if not self.evals:
@@ -429,7 +446,8 @@ class Trainer:
         lead = self.rank == 0  # the one that logs, evaluates and writes
         if lead:
             self.out.mkdir(parents=True, exist_ok=True)
-            writer = SummaryWriter(str(self.out / "tb"), purge_step=self.update)
+            # Events of updates after the checkpoint (a killed run logged them) go: they are trained again.
+            writer = SummaryWriter(str(self.out / "tb"), purge_step=self.update + 1 if self.update else 0)
         bar = tqdm(total=config.steps, initial=self.update, disable=not progress or not lead,
                    desc=f"{config.agent} {config.env}")
         start, images = time.perf_counter(), 0

@@ -143,7 +143,7 @@ def test_cli_train_eval_render_gam(mnist_dir, svhn_dir, tmp_path, capsys):
     main(["render", str(out), "--split", "t10k-test", "--examples", "2", "--out", str(tmp_path / "g.png"),
           "--device", "cpu"])
     assert (tmp_path / "g.png").is_file()
-    svhn = f'{{"data_dir": "{svhn_dir}", "download": false}}'  # files in the real SVHN .mat layout
+    svhn = f'{{"data_dir": "{svhn_dir}", "download": false, "verify": false}}'  # real .mat layout, own files
     main(["train", "gam", "--env", "GlimpseSVHN-v0", "--env-kwargs", svhn, "--steps", "2", "--batch", "8",
           "--eval-batch", "30", "--device", "cpu", "--out", str(tmp_path / "svhn"), "--quiet"])
     assert "gam on GlimpseSVHN-v0 (learned locations), 2 updates: test accuracy" in capsys.readouterr().out
