@@ -231,7 +231,7 @@ class GlimpseEnv(gym.Env):
         return value.cpu().numpy() if isinstance(value, torch.Tensor) else value
 
     def _check_continuous(self, action: Any) -> np.ndarray:
-        array = self._as_array(action)
+        array = action if type(action) is np.ndarray else self._as_array(action)  # the common case: no call
         if array.dtype.kind != "f" or array.shape != self.action_space.shape:
             raise ValueError(f"action of dtype {array.dtype} and shape {array.shape} is not allowed: use "
                              f"{self.world.action_help()}")
@@ -240,11 +240,15 @@ class GlimpseEnv(gym.Env):
         return array
 
     def _check_discrete(self, action: Any) -> int:
-        array = self._as_array(action)
-        if array.dtype.kind not in "iu" or array.shape != () or not 0 <= int(array) < self.action_space.n:
+        if isinstance(action, (int, np.integer)) and not isinstance(action, bool):  # the common case: no array
+            value = int(action)
+        else:
+            array = self._as_array(action)
+            value = int(array) if array.dtype.kind in "iu" and array.shape == () else -1
+        if not 0 <= value < self.action_space.n:
             raise ValueError(f"action {action!r} is not allowed: use {self.world.action_help()} (one integer, "
                              "shape ())")
-        return int(array)
+        return value
 
     # ------------------------------------------------------------------ pictures
     def render(self) -> np.ndarray | None:
