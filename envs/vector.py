@@ -147,6 +147,22 @@ class GlimpseVectorEnv(VectorEnv):
         self._started = True
         return self._observation(), {"index": self.index.clone(), "_index": torch.ones_like(self._needs_reset)}
 
+    def reset_envs(self, mask: Any) -> dict[str, torch.Tensor]:
+        """New episodes for the envs where ``mask`` (``(num_envs,)`` bools) is true, the others going on: the
+        observations of every env. For libraries that reset envs one by one (TorchRL's ``_reset`` mask)."""
+        if not self._started:
+            raise ValueError("reset_envs() was called before reset(): call reset() first")
+        mask = plain_action(mask, f"{self.num_envs} bools")
+        mask = (mask if isinstance(mask, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(mask))).to(self.device)
+        if mask.dtype != torch.bool or tuple(mask.shape) != (self.num_envs,):
+            raise ValueError(f"mask of dtype {mask.dtype} and shape {tuple(mask.shape)} is not allowed: use "
+                             f"{self.num_envs} bools")
+        ids = mask.nonzero().squeeze(1)
+        if len(ids):
+            self._reset_envs(ids, None)
+            self._needs_reset = self._needs_reset & ~mask
+        return self._observation()
+
     def _option_tensor(self, name: str, value: Any, help_text: str) -> torch.Tensor:
         """A reset option as an integer tensor on the device, or a ValueError naming it."""
         value = plain_action(value, help_text)

@@ -168,3 +168,16 @@ def test_many_scales_keep_the_single_env_small():
     batch.reset(seed=0, options={"index": [0]})
     batch._look(torch.arange(1), torch.tensor([[0.9, -0.9]]))
     np.testing.assert_allclose(obs["glimpse"], batch.glimpse[0].numpy(), atol=1e-6)
+
+
+def test_reset_envs_starts_only_the_envs_asked_and_checks_its_mask():
+    envs = GlimpseVectorEnv(small_dataset(), 3, **WORLD)
+    with pytest.raises(ValueError, match="before reset"):
+        envs.reset_envs([True, False, True])
+    envs.reset(seed=0)
+    envs.step(np.full((3, 6), 0.5, np.float32))
+    obs = envs.reset_envs(torch.tensor([True, False, True]))
+    assert envs.steps.tolist() == [0, 1, 0] and obs["t"][:, 0].tolist() == pytest.approx([1 / 3, 2 / 3, 1 / 3])
+    for mask in ([1, 0, 1], [True, False], "yes"):
+        with pytest.raises(ValueError, match="not allowed: use 3 bools"):
+            envs.reset_envs(mask)
