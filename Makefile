@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-gpu gpu-check bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# On a machine with a GPU: every device-taking test on CUDA, then every GPU figure (benchmarks/gpu.py).
+test-gpu: $(STAMP)
+	$(PY) -m pytest -q --device cuda
+
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu.py --device cuda
 
 bench: $(STAMP)
 	$(PY) benchmarks/env_throughput.py

@@ -86,21 +86,23 @@ class ReferenceStyleRAM(nn.Module):
         return h, torch.clamp(new_loc, -1.0, 1.0), self.baseline(h.detach()).squeeze(1), log_pi
 
 
-def reference_images_per_second(batch: int, updates: int, repeats: int, glimpses: int = 6) -> float:
-    """Images/s of the reference-style training step on MNIST t10k images already in memory."""
+def reference_images_per_second(batch: int, updates: int, repeats: int, glimpses: int = 6,
+                                device: str | torch.device = "cpu") -> float:
+    """Images/s of the reference-style training step on MNIST t10k images already in memory (on ``device``)."""
     from activevision.data.mnist import MNIST as MNISTData
 
     torch.manual_seed(0)
+    device = torch.device(device)
     images, labels = MNISTData(**MNIST).arrays()
-    images = torch.as_tensor(images).permute(0, 3, 1, 2).float() / 255.0
-    labels = torch.as_tensor(labels).long()
-    model = ReferenceStyleRAM()
+    images = (torch.as_tensor(images).permute(0, 3, 1, 2).float() / 255.0).to(device)
+    labels = torch.as_tensor(labels).long().to(device)
+    model = ReferenceStyleRAM().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def update(step: int) -> None:
-        pick = torch.arange(step * batch, (step + 1) * batch) % len(images)
+        pick = torch.arange(step * batch, (step + 1) * batch, device=device) % len(images)
         x, y = images[pick], labels[pick]
-        h, loc = torch.zeros(batch, 256), torch.rand(batch, 2) * 2.0 - 1.0
+        h, loc = torch.zeros(batch, 256, device=device), torch.rand(batch, 2, device=device) * 2.0 - 1.0
         log_pis, baselines = [], []
         for _ in range(glimpses):
             h, loc, baseline, log_pi = model(x, loc, h)
@@ -119,9 +121,13 @@ def reference_images_per_second(batch: int, updates: int, repeats: int, glimpses
         update(step)
     best = 0.0
     for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         for step in range(updates):
             update(step)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         best = max(best, updates * batch / (time.perf_counter() - start))
     return best
 

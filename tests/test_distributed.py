@@ -16,16 +16,18 @@ import torch
 from activevision.agents import trainer as trainer_module
 from activevision.agents.reinforce import hybrid_loss, rollout
 from activevision.agents.trainer import TrainConfig, Trainer
+from tests.conftest import assert_same_tensors
 
 
-def _train(tmp_path: Path, mnist_dir: Path, *args: str, agent: str = "ram") -> subprocess.CompletedProcess:
+def _train(tmp_path: Path, mnist_dir: Path, *args: str, agent: str = "ram",
+           device: str = "cpu") -> subprocess.CompletedProcess:
     world = json.dumps({"data_dir": str(mnist_dir), "split": "t10k-train", "download": False})
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     command = [*launcher, "-m", "activevision", "train", agent, "--env", "GlimpseMNIST-v0", "--env-kwargs", world,
                "--eval-split", "t10k-test", "--batch", "32", "--hidden", "32", "--glimpse-hidden", "16",
-               "--device", "cpu", "--quiet", "--eval-every", "1000", "--checkpoint-every", "2", "--eval-batch", "500",
+               "--device", device, "--quiet", "--eval-every", "1000", "--checkpoint-every", "2", "--eval-batch", "500",
                *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **({"CUDA_VISIBLE_DEVICES": ""} if device == "cpu" else {})}
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -101,3 +103,20 @@ def test_a_batch_the_processes_cannot_share_is_refused(monkeypatch, mnist_dir, t
                                                                 download=False), batch=32, device="cpu")
     with pytest.raises(ValueError, match="batch=32 is not allowed with 3 processes"):
         Trainer(config, tmp_path / "run")
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL across processes needs two CUDA devices")
+def test_two_gpus_with_nccl_stay_in_sync_and_resume(tmp_path, mnist_dir, device):
+    if device != "cuda":
+        pytest.skip("runs under --device cuda (make test-gpu)")
+    first = _train(tmp_path, mnist_dir, "--steps", "3", "--out", "split", device="cuda")
+    assert first.returncode == 0, first.stderr[-3000:]
+    state = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
+    assert state["world_size"] == 2 and state["digests"][0] == state["digests"][1]
+    resumed = _train(tmp_path, mnist_dir, "--resume", "split", "--steps", "6", device="cuda")
+    whole = _train(tmp_path, mnist_dir, "--steps", "6", "--out", "whole", device="cuda")
+    assert resumed.returncode == 0 and whole.returncode == 0, resumed.stderr[-2000:] + whole.stderr[-2000:]
+    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
+    for name, value in a["model"].items():
+        assert_same_tensors(value, b["model"][name], name)

@@ -18,17 +18,17 @@ STEPS = 5
 
 
 @pytest.fixture()
-def config(mnist_dir) -> TrainConfig:
+def config(mnist_dir, device) -> TrainConfig:
     return TrainConfig(agent="gam", env="GlimpseMNIST-v0", env_kwargs=dict(data_dir=str(mnist_dir),
                                                                             split="t10k-train", download=False),
                        eval_split="t10k-test", steps=6, batch=16, eval_every=1000, checkpoint_every=1000,
-                       eval_batch=500, device="cpu", hidden=32, glimpse_hidden=16)
+                       eval_batch=500, device=device, hidden=32, glimpse_hidden=16)
 
 
-def episode_inputs(layers: int = 1, seed: int = 0,
-                   encoder_skip: bool = False) -> tuple[GAM, dict, torch.Tensor, torch.Tensor]:
+def episode_inputs(layers: int = 1, seed: int = 0, encoder_skip: bool = False,
+                   device: str = "cpu") -> tuple[GAM, dict, torch.Tensor, torch.Tensor]:
     """A GAM over house-number worlds (2 scales, 3 channels) and random glimpses and locations of 4 episodes."""
-    envs = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=4, device="cpu", context_size=12, size=50)
+    envs = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=4, device=device, context_size=12, size=50)
     obs, _ = envs.reset(seed=seed)
     torch.manual_seed(seed)
     model = GAM(envs.single_observation_space, 10, hidden=32, glimpse_hidden=16, layers=layers, heads=4,
@@ -38,7 +38,7 @@ def episode_inputs(layers: int = 1, seed: int = 0,
         torch.nn.init.normal_(model.encoder_skip.weight, std=0.1)  # likewise
     glimpses = torch.rand(4, STEPS, *envs.single_observation_space["glimpse"].shape)
     locs = torch.rand(4, STEPS, 2) * 2.0 - 1.0
-    return model, obs, glimpses, locs
+    return model.to(device), obs, glimpses.to(device), locs.to(device)
 
 
 def incremental(model: GAM, obs: dict, glimpses: torch.Tensor, locs: torch.Tensor):
@@ -53,10 +53,10 @@ def incremental(model: GAM, obs: dict, glimpses: torch.Tensor, locs: torch.Tenso
 
 
 @pytest.mark.parametrize("layers,encoder_skip", [(1, False), (2, False), (1, True)])
-def test_cached_decoding_equals_full_recomputation(layers, encoder_skip):
+def test_cached_decoding_equals_full_recomputation(layers, encoder_skip, device):
     """One new token per layer per step (cached keys and values) gives what the whole sequence with causal masks
     gives: class scores (B, T, K), location means (B, T + 1, 2) in [-1, 1] and baselines (B, T)."""
-    model, obs, glimpses, locs = episode_inputs(layers, encoder_skip=encoder_skip)
+    model, obs, glimpses, locs = episode_inputs(layers, encoder_skip=encoder_skip, device=device)
     with torch.no_grad():
         full = model.sequence(glimpses, locs, obs["context"])
         steps = incremental(model, obs, glimpses, locs)

@@ -246,15 +246,15 @@ def test_single_env_equals_the_same_canvases_in_memory(large, mode):
     assert frame.ndim == 3 and frame.dtype == np.uint8
 
 
-def test_batched_env_equals_the_same_canvases_in_memory(large):
-    options = dict(patch=6, scales=3, n_glimpses=3)
+def test_batched_env_equals_the_same_canvases_in_memory(large, device):
+    options = dict(patch=6, scales=3, n_glimpses=3, device=device)  # tables on the host, glimpses on the device
     lazy, memory = GlimpseVectorEnv(large, 8, **options), GlimpseVectorEnv(in_memory(large), 8, **options)
     a, _ = lazy.reset(seed=1)
     b, _ = memory.reset(seed=1)
     generator = torch.Generator().manual_seed(0)
     for _ in range(5):
         torch.testing.assert_close(a["glimpse"], b["glimpse"], atol=1e-6, rtol=0)
-        actions = torch.rand((8, 2 + large.num_classes), generator=generator) * 2 - 1
+        actions = (torch.rand((8, 2 + large.num_classes), generator=generator) * 2 - 1).to(device)
         a, reward_a, _, _, info_a = lazy.step(actions)
         b, reward_b, _, _, info_b = memory.step(actions)
         torch.testing.assert_close(reward_a, reward_b)
@@ -276,13 +276,13 @@ def test_registered_id_builds_its_canvases_once(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == folders  # reused, not rebuilt
 
 
-def test_trainer_and_its_pictures_on_a_large_world(tmp_path):
+def test_trainer_and_its_pictures_on_a_large_world(tmp_path, device):
     """RAM trains on GlimpseLargeImage-v0; glimpse pictures are drawn on overviews, boxes scaled to them."""
     from activevision.agents.trainer import TrainConfig, Trainer, trace
     from activevision.render import glimpse_grid
 
     config = TrainConfig(env="GlimpseLargeImage-v0", env_kwargs={"data_dir": str(tmp_path), "canvas": 1100, "size": 8},
-                         batch=8, eval_batch=8, device="cpu", hidden=32, glimpse_hidden=16)
+                         batch=8, eval_batch=8, device=device, hidden=32, glimpse_hidden=16)
     trainer = Trainer(config, tmp_path / "run")
     assert trainer.train_step()["loss"] > 0
     seen = trace(trainer.agent, config, trainer.device, split="test", examples=2)

@@ -20,11 +20,11 @@ from tests.conftest import assert_learns_above_chance, assert_resumes_exactly, c
 
 
 @pytest.fixture()
-def config(mnist_dir) -> TrainConfig:
+def config(mnist_dir, device) -> TrainConfig:
     return TrainConfig(agent="ppo-ram", env="GlimpseMNIST-v0",
                        env_kwargs=dict(data_dir=str(mnist_dir), split="t10k-train", download=False),
                        eval_split="t10k-test", steps=4, batch=16, eval_every=1000, checkpoint_every=1000,
-                       eval_batch=500, device="cpu", hidden=32, glimpse_hidden=16, core="gru")
+                       eval_batch=500, device=device, hidden=32, glimpse_hidden=16, core="gru")
 
 
 def test_gae_matches_a_hand_computation():
@@ -59,22 +59,22 @@ def test_ratio_clipping_matches_a_hand_computation():
 
 @pytest.mark.parametrize("core,start", [("ram", "center"), ("ram", "choose"), ("gam", "center"),
                                         ("gam", "choose")])
-def test_replay_recomputes_what_the_collection_saw(core, start):
+def test_replay_recomputes_what_the_collection_saw(core, start, device):
     """Replaying the recorded glimpses with unchanged parameters gives the collection's log-densities and values
     (the recurrent state is recomputed correctly), for both cores and both starts."""
-    envs = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=6, device="cpu", size=60, context_size=8, start=start)
+    envs = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=6, device=device, size=60, context_size=8, start=start)
     space = envs.single_observation_space
     torch.manual_seed(0)
     inner = RAM(space, 10, hidden=32, glimpse_hidden=16, core="gru") if core == "ram" else GAM(space, 10, 32, 16)
     if core == "gam":
         torch.nn.init.normal_(inner.locator[2].weight)  # means away from the centre
-    agent = GaussianPolicy(inner, 0.2)
+    agent = GaussianPolicy(inner, 0.2).to(device)
     obs, _ = envs.reset(seed=3)
-    data = collect(agent, envs, obs, torch.Generator().manual_seed(0))
+    data = collect(agent, envs, obs, torch.Generator(device=device).manual_seed(0))
     decisions = envs.world.n_glimpses - 1 + (start == "choose")
     assert location_decisions(envs.world) == decisions
     assert data.log_probs.shape == (decisions, 6) and data.glimpses.shape[:2] == (envs.world.n_glimpses, 6)
-    ids = torch.tensor([4, 0, 2])
+    ids = torch.tensor([4, 0, 2], device=device)
     with torch.no_grad():
         means, values, logits = replay(agent, {k: v[ids] for k, v in data.first_obs.items()},
                                        data.glimpses[:, ids], data.locs[:, ids], decisions)

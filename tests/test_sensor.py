@@ -40,16 +40,16 @@ SPECIAL = np.concatenate([SPECIAL, np.stack([np.arange(-14, 11, 4), np.arange(-1
     ((37, 23, 3), np.float32, 5, 3, 3),
     ((100, 100, 1), np.uint8, 12, 4, 2),
 ])
-def test_backends_agree_with_reference(shape, dtype, patch, scales, factor):
+def test_backends_agree_with_reference(shape, dtype, patch, scales, factor, device):
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, shape).astype(np.uint8) if dtype == np.uint8
               else rng.random(shape).astype(np.float32) for _ in range(3)]
     locs = np.concatenate([SPECIAL, rng.uniform(-1, 1, (40, 2))])
     numpy_sensor = NumpySensor(patch, scales, factor)
-    torch_sensor = TorchSensor(patch, scales, factor, device="cpu")
+    torch_sensor = TorchSensor(patch, scales, factor, device=device)
     state = torch_sensor.prepare(torch.from_numpy(np.stack(images)))
-    index = torch.arange(len(locs)) % len(images)
-    batched = torch_sensor.glimpse(state, torch.from_numpy(locs), index).numpy()
+    index = torch.arange(len(locs), device=device) % len(images)
+    batched = torch_sensor.glimpse(state, torch.from_numpy(locs).to(device), index).cpu().numpy()
     assert batched.shape == (len(locs), scales, shape[2], patch, patch) and batched.dtype == np.float32
     prepared = [numpy_sensor.prepare(image) for image in images]
     for i, loc in enumerate(locs):

@@ -16,11 +16,11 @@ from tests.conftest import assert_learns_above_chance, assert_resumes_exactly, c
 
 
 @pytest.fixture()
-def config(mnist_dir) -> TrainConfig:
+def config(mnist_dir, device) -> TrainConfig:
     return TrainConfig(agent="topdown", env="GlimpseMNIST-v0",
                        env_kwargs=dict(data_dir=str(mnist_dir), split="t10k-train", download=False),
                        eval_split="t10k-test", steps=4, batch=16, eval_every=1000, checkpoint_every=1000,
-                       eval_batch=500, device="cpu", hidden=32, glimpse_hidden=16, core="gru", target_every=2)
+                       eval_batch=500, device=device, hidden=32, glimpse_hidden=16, core="gru", target_every=2)
 
 
 def test_n_step_targets_match_a_hand_computation():

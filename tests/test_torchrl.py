@@ -19,23 +19,24 @@ from activevision.torchrl import GlimpseTorchRLEnv
 
 @pytest.mark.parametrize("action_mode", ["continuous", "discrete"])
 @pytest.mark.parametrize("env_id", sorted(activevision.ENV_IDS))
-def test_torchrls_checker_passes_on_every_world(env_id, action_mode, world_kwargs):
-    env = GlimpseTorchRLEnv(env_id, 3, action_mode=action_mode, **world_kwargs(env_id))
+def test_torchrls_checker_passes_on_every_world(env_id, action_mode, world_kwargs, device):
+    env = GlimpseTorchRLEnv(env_id, 3, device=device, action_mode=action_mode, **world_kwargs(env_id))
     check_env_specs(env, seed=0)
     td = env.rollout(4, break_when_any_done=False)
-    assert td.batch_size == (3, 4) and td.device == env.device
+    assert td.batch_size == (3, 4) and td.device.type == env.device.type == device
+    assert td["glimpse"].device.type == device  # never copied to the host
     assert td["glimpse"].dtype == torch.float32 and td["next", "reward"].shape == (3, 4, 1)
 
 
-def test_finished_envs_are_reset_alone(world_kwargs):
-    env = GlimpseTorchRLEnv("GlimpseMNIST-v0", 5, n_glimpses=3, **world_kwargs("GlimpseMNIST-v0"))
+def test_finished_envs_are_reset_alone(world_kwargs, device):
+    env = GlimpseTorchRLEnv("GlimpseMNIST-v0", 5, device=device, n_glimpses=3, **world_kwargs("GlimpseMNIST-v0"))
     env.set_seed(0)
     td = env.rollout(9, break_when_any_done=False)
     done = td["next", "done"].squeeze(-1)
     assert done[:, 2::3].all() and not done[:, 0::3].any()  # every 3rd step ends an episode, in every env
     # After an end, the env starts anew: its first glimpse at t = 1/3, taken at the centre.
-    assert torch.allclose(td["t"][:, 3::3], torch.full((5, 2, 1), 1 / 3))
-    assert torch.equal(td["loc"][:, 3::3], torch.zeros(5, 2, 2))
+    assert torch.allclose(td["t"][:, 3::3].cpu(), torch.full((5, 2, 1), 1 / 3))
+    assert torch.equal(td["loc"][:, 3::3].cpu(), torch.zeros(5, 2, 2))
     with pytest.raises(ValueError, match="device='gpu' is not allowed"):
         GlimpseTorchRLEnv("GlimpseMNIST-v0", 2, device="gpu", **world_kwargs("GlimpseMNIST-v0"))
 
@@ -51,16 +52,17 @@ class Net(nn.Module):
         return self.body(torch.cat([glimpse.flatten(-4), loc, t], dim=-1))
 
 
-def test_torchrls_ppo_learns_to_answer_on_mnist(mnist_dir):
+def test_torchrls_ppo_learns_to_answer_on_mnist(mnist_dir, device):
     torch.manual_seed(0)
-    env = GlimpseTorchRLEnv("GlimpseMNIST-v0", 64, action_mode="discrete", data_dir=mnist_dir, split="t10k-train",
-                            download=False)
+    env = GlimpseTorchRLEnv("GlimpseMNIST-v0", 64, device=device, action_mode="discrete", data_dir=mnist_dir,
+                            split="t10k-train", download=False)
     env.set_seed(0)
     actions, size = env.action_spec.space.n, 64  # one 8 x 8 glimpse
     actor = ProbabilisticActor(TensorDictModule(Net(size, actions), ["glimpse", "loc", "t"], ["logits"]),
                                in_keys=["logits"], distribution_class=torch.distributions.Categorical,
                                spec=env.action_spec, return_log_prob=True)
     value = ValueOperator(Net(size, 1), in_keys=["glimpse", "loc", "t"])
+    actor, value = actor.to(device), value.to(device)
     loss = ClipPPOLoss(actor, value, entropy_coeff=0.01)
     advantage = GAE(gamma=1.0, lmbda=0.95, value_network=value)
     optimizer = torch.optim.Adam(loss.parameters(), lr=1e-3)
