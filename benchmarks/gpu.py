@@ -137,23 +137,30 @@ def main() -> None:
     batches, updates, repeats = ((16, 32) if quick else (1024, 4096)), (2 if quick else 20), (1 if quick else 3)
     for batch in batches:
         reference = train_speed.reference_images_per_second(batch, updates, repeats, device=device)
+        cpu_rate = train_speed.images_per_second(batch, "cpu", False, 2, 1) if device.type == "cuda" else None
         for compiled in (False, True):
             if compiled and quick:
                 continue  # compiling takes minutes on the CPU: the full run measures it
             rate = train_speed.images_per_second(batch, str(device), compiled, updates, repeats)
             report.add("ram_training", f"batch={batch} compile={compiled}", rate, "images_per_s",
+                       None if compiled else cpu_rate,
                        reference=f"reference_style={reference:,.0f} ratio={rate / reference:.1f}x")
 
     batch = 64 if quick else 4096
     for glimpses in (3, 6):
-        envs = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=batch, device=device, n_glimpses=glimpses,
-                            **{**inference.WORLD, "size": max(batch, 1024)})
-        space, classes = envs.single_observation_space, envs.world.num_classes
+        rates = {}
+        for where in [device] + ([cpu] if device.type == "cuda" else []):
+            envs = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=batch, device=where, n_glimpses=glimpses,
+                                **{**inference.WORLD, "size": max(batch, 1024)})
+            space, classes = envs.single_observation_space, envs.world.num_classes
+            for name in ("ram", "gam"):
+                agent = make_agent(TrainConfig(agent=name), space, classes).to(where).eval()
+                repeats_here = 1 if quick or where != device else 5
+                rates[where.type, name] = inference.images_per_second(agent, envs, repeats_here, where)
         for name in ("ram", "gam"):
-            agent = make_agent(TrainConfig(agent=name), space, classes).to(device).eval()
-            rate = inference.images_per_second(agent, envs, 1 if quick else 5, device)
-            paper = PAPER_TABLE_4[glimpses][name]
+            rate, paper = rates[device.type, name], PAPER_TABLE_4[glimpses][name]
             report.add("inference", f"agent={name} glimpses={glimpses} batch={batch}", rate, "images_per_s",
+                       rates.get(("cpu", name)) if device.type == "cuda" else None,
                        reference=f"paper_rtx3080={paper:,} ratio={rate / paper:.1f}x")
 
     budget = 5.0 if quick else args.budget
