@@ -1,20 +1,15 @@
-"""Registers the ``Glimpse*-v0`` ids with Gymnasium (imported by ``activevision``; entry points are lazy)."""
+"""Registers the ``Glimpse*-v0`` ids of ``activevision.catalog`` with Gymnasium (imported by ``activevision``;
+entry points are lazy)."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 
+from activevision.catalog import CATALOG
+
 __all__ = ["ENV_IDS", "register_envs"]
 
-ENV_IDS = {
-    "GlimpseSVHN-v0": "svhn",
-    "GlimpseHouseNumbers-v0": "house_numbers",
-    "GlimpseMNIST-v0": "mnist",
-    "GlimpseTranslatedMNIST-v0": "translated_mnist",
-    "GlimpseClutteredMNIST-v0": "cluttered_mnist",
-    "GlimpseClutteredMNIST100-v0": "cluttered_mnist100",
-    "GlimpseLargeImage-v0": "large_image",
-}
+ENV_IDS = {env_id: entry.summary for env_id, entry in CATALOG.items()}  # id -> what it shows
 
 
 def register_envs() -> None:
@@ -22,7 +17,8 @@ def register_envs() -> None:
     ``gym.make_vec(id, num_envs, device=...)`` builds it). Order enforcement is done by the env itself, which
     raises a ValueError (``activevision.envs.ResetNeeded``) for a step before reset, so Gymnasium's wrapper is
     not added."""
-    for env_id, factory in ENV_IDS.items():
+    for env_id in CATALOG:
         if env_id not in gym.registry:
-            gym.register(env_id, entry_point=f"activevision.envs.presets:{factory}",
-                         vector_entry_point=f"activevision.envs.presets:{factory}_vec", order_enforce=False)
+            gym.register(env_id, entry_point="activevision.envs.presets:make_preset",
+                         vector_entry_point="activevision.envs.presets:make_preset_vec", kwargs={"env_id": env_id},
+                         order_enforce=False)

@@ -1,4 +1,5 @@
-"""The registered worlds: presets of ``GlimpseEnv`` over the built-in datasets, with their defaults.
+"""The registered worlds: ``activevision.catalog``'s ids as ``GlimpseEnv`` / ``GlimpseVectorEnv`` over their
+datasets, with their defaults.
 
 Each preset accepts every ``GlimpseEnv`` option plus its dataset's options; anything else is a ValueError
 that lists what is allowed. Datasets are cached per process, so many envs of one world share one copy.
@@ -9,8 +10,10 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+from collections.abc import Callable
 from typing import Any
 
+from activevision.catalog import CATALOG, FILE_OPTIONS
 from activevision.checks import check_int
 from activevision.data.base import ImageDataset
 from activevision.data.compose import ClutteredDataset, TranslatedDataset
@@ -26,71 +29,78 @@ __all__ = ["PRESETS", "make_preset", "make_preset_vec", "make_dataset", "ENV_OPT
 
 ENV_OPTIONS = tuple(p for p in inspect.signature(GlimpseEnv.__init__).parameters if p not in ("self", "dataset"))
 VECTOR_OPTIONS = ENV_OPTIONS + ("device", "autoreset_mode", "compile")
-FILE_OPTIONS = {"split": "train", "data_dir": None, "download": True, "verify": True}
 
-# id -> (world, world defaults, env defaults)
+# id -> (dataset kind, dataset defaults, env defaults): the catalog's entries as tuples (the name users know).
 PRESETS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
-    "GlimpseSVHN-v0": ("svhn", dict(FILE_OPTIONS), dict(patch=12, scales=2, n_glimpses=6)),
-    "GlimpseHouseNumbers-v0": ("house_numbers", dict(split="train", size=None, data_seed=0),
-                               dict(patch=12, scales=2, n_glimpses=6)),
-    "GlimpseMNIST-v0": ("mnist", dict(FILE_OPTIONS), dict(patch=8, scales=1, n_glimpses=6)),
-    "GlimpseTranslatedMNIST-v0": ("translated", dict(FILE_OPTIONS, canvas=60, size=None, data_seed=0),
-                                  dict(patch=12, scales=3, n_glimpses=8)),
-    "GlimpseClutteredMNIST-v0": ("cluttered", dict(FILE_OPTIONS, canvas=60, n_distractors=4, distractor_size=8,
-                                                   size=None, data_seed=0), dict(patch=12, scales=3, n_glimpses=8)),
-    "GlimpseClutteredMNIST100-v0": ("cluttered", dict(FILE_OPTIONS, canvas=100, n_distractors=8,
-                                                      distractor_size=8, size=None, data_seed=0),
-                                    dict(patch=12, scales=4, n_glimpses=8)),
-    # Synthetic house-number tiles on large blank canvases, kept on disk (activevision.data.large): built once
-    # into data_dir (default $ACTIVEVISION_DATA/large) and read lazily; glimpses cost the same at any canvas size.
-    "GlimpseLargeImage-v0": ("large", dict(split="train", canvas=1024, size=64, n_distractors=0, data_seed=0,
-                                           data_dir=None), dict(patch=12, scales=6, n_glimpses=8)),
-}
+    env_id: (entry.dataset, entry.dataset_options, entry.env_options) for env_id, entry in CATALOG.items()}
 
 
-@functools.lru_cache(maxsize=16)
-def _cached_dataset(world: str, options: tuple[tuple[str, Any], ...]) -> ImageDataset:
-    kw = dict(options)
-    if world == "svhn":
-        return SVHN(kw["split"], kw["data_dir"], kw["download"], kw["verify"])
-    if world == "house_numbers":
-        return SyntheticHouseNumbers(kw["split"], kw["size"], kw["data_seed"])
-    if world == "mnist":
-        return MNIST(kw["split"], kw["data_dir"], kw["download"], kw["verify"])
-    if world == "large":
-        name = (f"house_numbers-{kw['split']}-{kw['canvas']}px-{kw['size']}-d{kw['n_distractors']}"
-                f"-seed{kw['data_seed']}")
-        folder = data_root(kw["data_dir"], "large") / name
-        if (folder / "meta.json").is_file():
-            return LargeImageDataset(folder)
-        stream = sorted(HOUSE_NUMBER_SPLITS).index(kw["split"])
-        return write_large_canvases(folder, SyntheticHouseNumbers(kw["split"], None, kw["data_seed"]), kw["size"],
-                                    kw["canvas"], kw["n_distractors"], seed=2 * kw["data_seed"] + stream)
+def _svhn(kw: dict[str, Any]) -> ImageDataset:
+    return SVHN(kw["split"], kw["data_dir"], kw["download"], kw["verify"])
+
+
+def _house_numbers(kw: dict[str, Any]) -> ImageDataset:
+    return SyntheticHouseNumbers(kw["split"], kw["size"], kw["data_seed"])
+
+
+def _mnist(kw: dict[str, Any]) -> ImageDataset:
+    return MNIST(kw["split"], kw["data_dir"], kw["download"], kw["verify"])
+
+
+def _large(kw: dict[str, Any]) -> ImageDataset:
+    name = f"house_numbers-{kw['split']}-{kw['canvas']}px-{kw['size']}-d{kw['n_distractors']}-seed{kw['data_seed']}"
+    folder = data_root(kw["data_dir"], "large") / name
+    if (folder / "meta.json").is_file():
+        return LargeImageDataset(folder)
+    stream = sorted(HOUSE_NUMBER_SPLITS).index(kw["split"])
+    return write_large_canvases(folder, SyntheticHouseNumbers(kw["split"], None, kw["data_seed"]), kw["size"],
+                                kw["canvas"], kw["n_distractors"], seed=2 * kw["data_seed"] + stream)
+
+
+def _mnist_base(kw: dict[str, Any]) -> tuple[ImageDataset, int]:
+    """The MNIST split a composed canvas draws its digits from, and the split's stream (its own placements)."""
     if kw["split"] not in MNIST_SPLITS:
         raise ValueError(f"split={kw['split']!r} is not allowed: choose one of {sorted(MNIST_SPLITS)}")
-    base = _cached_dataset("mnist", tuple(sorted(dict(split=kw["split"], data_dir=kw["data_dir"],
-                                                      download=kw["download"], verify=kw["verify"]).items())))
-    stream = sorted(MNIST_SPLITS).index(kw["split"])  # each split gets its own placements
-    if world == "translated":
-        return TranslatedDataset(base, kw["canvas"], kw["data_seed"], kw["size"], stream)
+    base = _cached_dataset("mnist", tuple(sorted({k: kw[k] for k in FILE_OPTIONS}.items())))
+    return base, sorted(MNIST_SPLITS).index(kw["split"])
+
+
+def _translated(kw: dict[str, Any]) -> ImageDataset:
+    base, stream = _mnist_base(kw)
+    return TranslatedDataset(base, kw["canvas"], kw["data_seed"], kw["size"], stream)
+
+
+def _cluttered(kw: dict[str, Any]) -> ImageDataset:
+    base, stream = _mnist_base(kw)
     return ClutteredDataset(base, kw["canvas"], kw["n_distractors"], kw["distractor_size"], kw["data_seed"],
                             kw["size"], stream)
 
 
+# Dataset kind (the catalog's ``dataset``) -> the builder of its dataset from the merged options.
+DATASET_BUILDERS: dict[str, Callable[[dict[str, Any]], ImageDataset]] = {
+    "svhn": _svhn, "house_numbers": _house_numbers, "mnist": _mnist, "large": _large, "translated": _translated,
+    "cluttered": _cluttered}
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_dataset(kind: str, options: tuple[tuple[str, Any], ...]) -> ImageDataset:
+    return DATASET_BUILDERS[kind](dict(options))
+
+
 def make_dataset(env_id: str, **options: Any) -> ImageDataset:
     """The dataset behind a registered id, with its world options (split, data_dir, ...) applied."""
-    world, defaults, _ = PRESETS[env_id]
+    kind, defaults, _ = PRESETS[env_id]
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise ValueError(f"{env_id}: unknown dataset option(s) {unknown}; allowed: {sorted(defaults)}")
     merged = {**defaults, **options}
     _check_world_options(env_id, merged)
-    if world in ("house_numbers", "large") and merged["split"] not in HOUSE_NUMBER_SPLITS:
+    if kind in ("house_numbers", "large") and merged["split"] not in HOUSE_NUMBER_SPLITS:
         raise ValueError(f"split={merged['split']!r} is not allowed for {env_id}: choose one of "
                          f"{sorted(HOUSE_NUMBER_SPLITS)}")
     if merged.get("data_dir") is not None:
         merged["data_dir"] = os.fspath(merged["data_dir"])
-    return _cached_dataset(world, tuple(sorted(merged.items())))
+    return _cached_dataset(kind, tuple(sorted(merged.items())))
 
 
 # The lowest value of each integer world option (None is allowed where the default is None).
@@ -136,54 +146,14 @@ def make_preset_vec(env_id: str, num_envs: int = 1, **kwargs: Any) -> GlimpseVec
     return GlimpseVectorEnv(dataset, num_envs, **options)
 
 
-def svhn(**kwargs: Any) -> GlimpseEnv:
-    """GlimpseSVHN-v0: real SVHN cropped digits, 32x32x3, 2 scales of 12x12, 6 glimpses."""
-    return make_preset("GlimpseSVHN-v0", **kwargs)
+_OLD_NAMES = {entry.name: env_id for env_id, entry in CATALOG.items()}
 
 
-def house_numbers(**kwargs: Any) -> GlimpseEnv:
-    """GlimpseHouseNumbers-v0: synthetic house numbers (offline), 32x32x3, 2 scales of 12x12, 6 glimpses."""
-    return make_preset("GlimpseHouseNumbers-v0", **kwargs)
-
-
-def mnist(**kwargs: Any) -> GlimpseEnv:
-    """GlimpseMNIST-v0: MNIST 28x28, 1 scale of 8x8, 6 glimpses."""
-    return make_preset("GlimpseMNIST-v0", **kwargs)
-
-
-def translated_mnist(**kwargs: Any) -> GlimpseEnv:
-    """GlimpseTranslatedMNIST-v0: an MNIST digit on a 60x60 canvas, 3 scales of 12x12, 8 glimpses."""
-    return make_preset("GlimpseTranslatedMNIST-v0", **kwargs)
-
-
-def cluttered_mnist(**kwargs: Any) -> GlimpseEnv:
-    """GlimpseClutteredMNIST-v0: translated 60x60 plus 4 8x8 distractors, 3 scales of 12x12, 8 glimpses."""
-    return make_preset("GlimpseClutteredMNIST-v0", **kwargs)
-
-
-def cluttered_mnist100(**kwargs: Any) -> GlimpseEnv:
-    """GlimpseClutteredMNIST100-v0: 100x100 canvas, 8 distractors, 4 scales of 12x12, 8 glimpses."""
-    return make_preset("GlimpseClutteredMNIST100-v0", **kwargs)
-
-
-def large_image(**kwargs: Any) -> GlimpseEnv:
-    """GlimpseLargeImage-v0: house-number tiles on 1024x1024 canvases read lazily from disk, 6 scales of 12x12
-    (12 to 384 pixels), 8 glimpses."""
-    return make_preset("GlimpseLargeImage-v0", **kwargs)
-
-
-def _vector_factory(env_id: str):
-    def make(num_envs: int = 1, **kwargs: Any) -> GlimpseVectorEnv:
-        return make_preset_vec(env_id, num_envs, **kwargs)
-
-    make.__doc__ = f"{env_id}, batched on a torch device: ``gym.make_vec('{env_id}', num_envs, device=...)``."
-    return make
-
-
-svhn_vec = _vector_factory("GlimpseSVHN-v0")
-house_numbers_vec = _vector_factory("GlimpseHouseNumbers-v0")
-mnist_vec = _vector_factory("GlimpseMNIST-v0")
-translated_mnist_vec = _vector_factory("GlimpseTranslatedMNIST-v0")
-cluttered_mnist_vec = _vector_factory("GlimpseClutteredMNIST-v0")
-cluttered_mnist100_vec = _vector_factory("GlimpseClutteredMNIST100-v0")
-large_image_vec = _vector_factory("GlimpseLargeImage-v0")
+def __getattr__(name: str) -> Callable[..., GlimpseEnv | GlimpseVectorEnv]:
+    """The factories of earlier versions, made from the catalog: ``mnist(**kwargs)`` is
+    ``make_preset("GlimpseMNIST-v0", **kwargs)`` and ``mnist_vec(num_envs, **kwargs)`` its batched form."""
+    batched = name.endswith("_vec")
+    env_id = _OLD_NAMES.get(name[: -len("_vec")] if batched else name)
+    if env_id is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return functools.partial(make_preset_vec if batched else make_preset, env_id)

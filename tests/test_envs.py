@@ -3,6 +3,7 @@ seeding, rendering, and clear errors for bad input that leave the env usable."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import gymnasium as gym
@@ -378,3 +379,18 @@ def test_bad_shift_is_a_value_error(kwargs, options, match, world_kwargs):
     with pytest.raises(ValueError, match=match):
         env = gym.make("GlimpseMNIST-v0", **{**world_kwargs("GlimpseMNIST-v0"), **kwargs})
         env.reset(options=options)
+
+
+def test_one_catalog_builds_registration_and_both_entry_points(world_kwargs):
+    from activevision.catalog import CATALOG
+    from activevision.envs import GlimpseVectorEnv, presets
+
+    assert set(activevision.ENV_IDS) == set(CATALOG) and all(env_id in gym.registry for env_id in CATALOG)
+    for env_id, entry in CATALOG.items():
+        single = gym.make(env_id, **world_kwargs(env_id)).unwrapped
+        batched = gym.make_vec(env_id, num_envs=2, **world_kwargs(env_id))
+        assert isinstance(batched, GlimpseVectorEnv)
+        assert dataclasses.replace(single.world, stride=batched.world.stride) == batched.world  # the same world
+        assert single.world.n_glimpses == entry.env_options["n_glimpses"]
+        old = getattr(presets, entry.name)(**world_kwargs(env_id))  # the factories of earlier versions still work
+        assert type(old) is type(single) and getattr(presets, entry.name + "_vec")(3, **world_kwargs(env_id)).num_envs == 3
