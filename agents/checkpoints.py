@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["RESUME_CHANGES", "RUN_FILES", "read_config", "read_checkpoint", "state_digest", "check_resume_changes",
-           "check_new_run", "clear_run", "config_fields"]
+__all__ = ["RESUME_CHANGES", "RUN_FILES", "one_line", "read_config", "read_checkpoint", "state_digest",
+           "check_resume_changes", "check_new_run", "clear_run", "config_fields"]
 
 # What a resumed run may change: neither what it learns nor how (batch, rates, model, world) can.
 RESUME_CHANGES = ("steps", "device", "eval_split", "eval_env_kwargs", "eval_every", "eval_batch", "checkpoint_every")
@@ -35,7 +35,7 @@ _MULTIARRAY = np._core.multiarray if hasattr(np, "_core") else np.core.multiarra
 _NUMPY_SCALARS = [_MULTIARRAY.scalar, np.dtype, type(np.dtype(np.float64))]
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
     """An exception as one short line (torch's messages run over several)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     text = lines[0] if lines else type(error).__name__
@@ -51,7 +51,7 @@ def read_config(folder: Path, fields: tuple[str, ...]) -> dict[str, Any]:
     try:
         settings = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} cannot be read: {_one_line(error)}") from None
+        raise ValueError(f"{path} cannot be read: {one_line(error)}") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})") \
             from None
@@ -105,9 +105,9 @@ def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
         if "weights only" in str(error).lower() or "weights_only" in str(error):
             raise ValueError(f"{path} holds objects other than tensors and plain values: refused to load it (it "
                              "could run code); use a checkpoint written by activevision") from None
-        raise ValueError(f"{path} cannot be read as a checkpoint ({_one_line(error)})") from None
+        raise ValueError(f"{path} cannot be read as a checkpoint ({one_line(error)})") from None
     except Exception as error:  # torch and zipfile raise many kinds for truncated or garbage files
-        raise ValueError(f"{path} cannot be read as a checkpoint ({type(error).__name__}: {_one_line(error)})") \
+        raise ValueError(f"{path} cannot be read as a checkpoint ({type(error).__name__}: {one_line(error)})") \
             from None
     if not isinstance(state, dict) or any(key not in state for key in CHECKPOINT_KEYS):
         missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
@@ -149,7 +149,7 @@ def check_new_run(out: str | os.PathLike, overwrite: bool = False) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        raise ValueError(f"--out {folder} cannot be written: {_one_line(error)}") from None
+        raise ValueError(f"--out {folder} cannot be written: {one_line(error)}") from None
     return folder
 
 

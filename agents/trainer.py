@@ -40,8 +40,8 @@ from activevision.agents.ram import RAM
 from activevision.agents.reinforce import CLASSIFY_STEPS, POLICIES, hybrid_loss, location_decisions, rollout
 from activevision.agents.topdown import TopDown, q_learning_loss
 from activevision.checks import check_choice, check_device, check_field_types, check_int
-from activevision.agents.checkpoints import (check_resume_changes, config_fields, read_checkpoint, read_config,
-                                             state_digest)
+from activevision.agents.checkpoints import (check_resume_changes, config_fields, one_line, read_checkpoint,
+                                             read_config, state_digest)
 from activevision.data.files import atomic_write
 from activevision.data.large import LargeImageDataset
 from activevision.envs.presets import PRESETS, make_dataset
@@ -364,8 +364,7 @@ class Trainer:
             self.generator.set_state(state["generators"][self.rank])
             torch.set_rng_state(state["torch_rngs"][self.rank])
         except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ValueError(f"{path} does not match {self.out / 'config.json'} ({first[:300]})") from None
+            raise ValueError(f"{path} does not match {self.out / 'config.json'} ({one_line(error)})") from None
         if state["digests"] and self.parameter_digest() != state["digests"][0]:
             raise ValueError(f"{path} is damaged: its weights do not match the parameter digest stored with them")
         self.update, self.evals = int(state["update"]), list(state["evals"])
