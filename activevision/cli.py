@@ -20,7 +20,8 @@ __all__ = ["main"]
 
 DEMO_STEPS = 1500  # updates per agent in `make demo`: about 2 minutes each on 2 CPU cores
 DEMO_WORLD = {"size": 30_000}  # images per split of the synthetic world (tested on the first 10,000 test images)
-DEMO_CORE = "gru"  # bounded state: measured 83.5 % vs the ReLU RNN's 71.4 % at this budget (README, learning)
+# A bounded state learns more in the demo's budget than the ReLU RNN (benchmarks/results/design_measurements.md).
+DEMO_CORE = "gru"
 
 
 def demo(out: Path, steps: int, seed: int, quiet: bool = False) -> None:

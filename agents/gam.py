@@ -33,13 +33,9 @@ from activevision.agents.modules import GlimpseNetwork, Standardised
 __all__ = ["GAM", "GAMState", "ContextNetwork", "EncoderLayer", "DecoderLayer", "step_code"]
 
 KV = tuple[torch.Tensor, torch.Tensor]
-# What the encoder skip multiplies the newest (layer-normalised, norm ~sqrt(width)) encoder token by. Adam moves
-# each weight of the skip's map by about the learning rate whatever its gradient, so this factor sets how fast
-# the skip's term can grow. Measured (width 128, benchmarks/learning.py, mean path): 1 drove the house-number
-# means to the image's edges (92.17 %); 1/sqrt(128) = 0.088 was too slow for MNIST (94.4 %, RAM 96.35 %); 0.3:
-# MNIST 96.85 %, house numbers 98.42 % with seed 0. With seed 1 and 200 updates of warmup the house-number means
-# spread over the image again (92.47 %) after a slow start of the classify path; with the benchmark's 500 updates
-# of warmup that seed reaches 98.39 % (README, "GAM").
+# What the encoder skip multiplies the newest encoder token by: it sets how fast the skip's term can grow under
+# Adam (larger drove the locations to the edges, smaller learnt too slowly; figures:
+# benchmarks/results/design_measurements.md).
 ENCODER_SKIP_SCALE = 0.3
 
 

@@ -112,10 +112,9 @@ class GlimpseVectorEnv(VectorEnv):
         self._needs_reset = torch.zeros(n, dtype=torch.bool, device=self.device)
         if not isinstance(compile, bool):
             raise ValueError(f"compile={compile!r} is not allowed: use True or False")
-        # The whole-batch glimpse has fixed shapes: compiled once when asked; subsets of envs stay eager.
-        # Static shapes: measured 3x faster than dynamic ones for 3-channel worlds on CPU; torch recompiles for
-        # each new batch shape up to its recompile limit (8), then runs eagerly.
-        # (Compiling the coverage rule too was measured slower on CPU: sort and bmm fuse badly.)
+        # The whole-batch glimpse has fixed shapes: compiled once when asked, static (faster than dynamic; torch
+        # recompiles for each new batch shape up to its recompile limit, then runs eagerly); subsets of envs stay
+        # eager. The coverage rule stays eager: compiled it was slower (benchmarks/results/design_measurements.md).
         self._read_all = torch.compile(self._read, dynamic=False) if compile else self._read
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(int(np.random.SeedSequence().generate_state(1)[0]))
@@ -153,7 +152,8 @@ class GlimpseVectorEnv(VectorEnv):
         if not self._started:
             raise ValueError("reset_envs() was called before reset(): call reset() first")
         mask = plain_action(mask, f"{self.num_envs} bools")
-        mask = (mask if isinstance(mask, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(mask))).to(self.device)
+        mask = mask if isinstance(mask, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(mask))
+        mask = mask.to(self.device)
         if mask.dtype != torch.bool or tuple(mask.shape) != (self.num_envs,):
             raise ValueError(f"mask of dtype {mask.dtype} and shape {tuple(mask.shape)} is not allowed: use "
                              f"{self.num_envs} bools")

@@ -81,7 +81,8 @@ def _episode_answers(actions: np.ndarray | torch.Tensor) -> tuple[int, int]:
     return info_single["prediction"], int(info_batch["prediction"][0])
 
 
-@pytest.mark.parametrize("scores", [[0.0, 1.0, 1.0 + 1e-12, 0.0], [1e39, 3e39, 2e39, 0.0], [-1e300, -1e299, 0.0, 1e-320]])
+@pytest.mark.parametrize("scores", [[0.0, 1.0, 1.0 + 1e-12, 0.0], [1e39, 3e39, 2e39, 0.0],
+                                    [-1e300, -1e299, 0.0, 1e-320]])
 def test_float64_answers_are_read_at_full_precision_by_both_envs(scores):
     actions = np.array([0.0, 0.0, *scores])
     expected = int(np.argmax(scores))

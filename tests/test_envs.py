@@ -393,4 +393,5 @@ def test_one_catalog_builds_registration_and_both_entry_points(world_kwargs):
         assert dataclasses.replace(single.world, stride=batched.world.stride) == batched.world  # the same world
         assert single.world.n_glimpses == entry.env_options["n_glimpses"]
         old = getattr(presets, entry.name)(**world_kwargs(env_id))  # the factories of earlier versions still work
-        assert type(old) is type(single) and getattr(presets, entry.name + "_vec")(3, **world_kwargs(env_id)).num_envs == 3
+        assert type(old) is type(single)
+        assert getattr(presets, entry.name + "_vec")(3, **world_kwargs(env_id)).num_envs == 3

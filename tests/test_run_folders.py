@@ -173,7 +173,8 @@ def test_a_damaged_run_exits_non_zero_without_a_traceback(run):
     result = subprocess.run([sys.executable, "-m", "activevision", "eval", str(run), "--device", "cpu"],
                             capture_output=True, text=True, timeout=120)
     lines = result.stderr.strip().splitlines()
-    assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"{run / 'config.json'} is not valid JSON")
+    assert result.returncode == 1 and len(lines) == 1
+    assert lines[0].startswith(f"{run / 'config.json'} is not valid JSON")
 
 
 def test_a_finished_run_is_not_overwritten_without_overwrite(run, mnist_dir):

@@ -41,7 +41,7 @@ EXACT_BLOCK = {np.dtype(np.int16): SHORT_BLOCK, np.dtype(np.int32): MAX_BLOCK}
 TILE_ROWS, TILE_COLS = 64, 32  # a tile of table entries: 4 KB of int16 (one page), 8 KB of int32
 # Table files up to this share of physical memory are mapped with huge pages where the kernel maps files so (Linux
 # with transparent huge pages in "madvise" mode and large page-cache folios, e.g. ext4 on 6.x): one TLB entry per
-# 2 MB instead of per 4 KB page (measured: 2 M random reads of a 4 GB table 87 ms -> 53 ms). Larger files keep
+# 2 MB instead of per 4 KB page (faster random reads: benchmarks/results/design_measurements.md). Larger files keep
 # small pages: a huge page is read from disk whole, 2 MB for one glimpse's corner, where the table does not stay in
 # memory.
 HUGE_PAGE_SHARE = 0.5
@@ -260,7 +260,7 @@ class LargeImageDataset(ImageDataset):
             if not path.is_file():
                 _build_tables(self.images, path, layout, dtype)
             # Read-only and shared: a writable private (copy-on-write) map of tables larger than memory is refused
-            # by the kernel's overcommit check (measured: ENOMEM for 34 GB on a 24 GB machine).
+            # by the kernel's overcommit check.
             self._tables[layout.phases, dtype] = _map(path, dtype, (n, channels, layout.size))[0], layout
         return self._tables[layout.phases, dtype]
 

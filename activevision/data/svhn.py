@@ -52,7 +52,8 @@ def _read_mat_apart(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
         result = subprocess.run([sys.executable, "-c", _CHILD, str(path), folder], capture_output=True, text=True)
         if result.returncode != 0:
             lines = result.stderr.strip().splitlines()
-            problem = lines[-1] if result.returncode > 0 and lines else f"the reader died of signal {-result.returncode}"
+            died = f"the reader died of signal {-result.returncode}"
+            problem = lines[-1] if result.returncode > 0 and lines else died
             raise damaged_file(path, problem[:300])
         arrays = [Path(folder) / f"{name}.npy" for name in ("X", "y")]
         return tuple(np.load(p, allow_pickle=False) if p.exists() else None for p in arrays)

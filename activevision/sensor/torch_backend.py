@@ -176,8 +176,7 @@ class TorchSensor:
             middle = edges[:, :, 1, self.geometry.patch // 2] - moved[:, :, 1, 0]  # a block's copy: by its middle row
             base = where.base - moved[..., 0]
             base[..., 1] += where.copies[where.copy_base + middle]
-            # Every edge's offset in one gather from the flat table (index_select: cheaper than indexing by
-            # phase, copy and edge; 64^2 glimpses got faster too, measured).
+            # Every edge's offset in one gather from the flat table (cheaper than indexing by phase, copy and edge).
             looked = where.table.index_select(0, (base[..., None] + edges).reshape(-1)).view(edges.shape)
             rows, cols = looked[:, :, 1], looked[:, :, 0]
         else:  # flat table rows and columns
@@ -187,9 +186,8 @@ class TorchSensor:
         rows = rows[:, :, None, :] + self._channel_starts(channels, length)
         # The corners are read in an order that interleaves GATHER_GROUP glimpses, (B/G, S, C, p+1, p+1, G): the
         # reads of several far-apart glimpses are in flight at once rather than one glimpse's queueing on the same
-        # cache lines (256 glimpses of a 16,384^2 canvas cost 0.42-0.54 ms more than of a 64^2 one read in glimpse
-        # order, 0.28-0.34 ms more read 16 at a time; measured). The sums are written back in glimpse order.
-        # index_select on the flat table: the same gather as torch.take, about 2x faster on CPU.
+        # cache lines. The sums are written back in glimpse order. index_select on the flat table: the same gather
+        # as torch.take, and faster (figures: benchmarks/results/design_measurements.md).
         group = math.gcd(rows.shape[0], GATHER_GROUP)
         rows, cols = (part.unflatten(0, (-1, group)).movedim(1, -1).contiguous() for part in (rows, cols))
         positions = rows[..., :, None, :] + cols[:, :, None, None, :, :]  # (B/G, S, C, p+1, p+1, G)
