@@ -85,9 +85,8 @@ def train(args: argparse.Namespace) -> None:
     """Train (or resume) an agent; prints the last evaluation. Under torchrun every process runs this."""
     import torch.distributed as dist
 
-    from activevision.agents.trainer import TrainConfig, Trainer
-
     from activevision.agents.checkpoints import check_new_run, clear_run
+    from activevision.agents.trainer import TrainConfig, Trainer
 
     given = {k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(TrainConfig)}
              and v is not None}
@@ -102,9 +101,7 @@ def train(args: argparse.Namespace) -> None:
             trainer = Trainer.resume(args.resume, **given)
         else:
             config = TrainConfig(**given).check()
-            if args.out.strip() and Path(args.out).is_file():  # before building the world: the quickest answer
-                raise ValueError(f"--out {args.out} is a file, not a folder: name a new or empty folder for the run")
-            trainer = Trainer(config, check_new_run(args.out, args.overwrite))
+            trainer = Trainer(config, check_new_run(args.out, args.overwrite))  # the folder checked first
             if args.overwrite and trainer.rank == 0:  # only now that the new run is built
                 clear_run(trainer.out)
             trainer.save()

@@ -171,7 +171,7 @@ class GlimpseEnv(gym.Env):
         if pinned is None:
             return None
         limit = self.world.shift
-        array = plain_action(pinned, f"two integers (dx, dy) in [-{limit}, {limit}]")
+        array = plain_action(pinned, f"two integers (dx, dy) in [-{limit}, {limit}]", "options['shift']")
         array = array.cpu().numpy() if isinstance(array, torch.Tensor) else array
         if array.shape != (2,) or array.dtype.kind not in "iu" or bool((np.abs(array) > limit).any()):
             raise ValueError(f"options['shift']={pinned!r} is not allowed: use two integers (dx, dy) in "

@@ -13,12 +13,13 @@ __all__ = ["RESET_OPTIONS", "plain_action", "check_seed", "check_options"]
 RESET_OPTIONS = ("index", "shift")
 
 
-def plain_action(value: Any, help_text: str) -> np.ndarray | torch.Tensor:
-    """An action (or a batch) as a numpy array, or as a dense torch tensor cut from autograd (the env never joins a
-    caller's graph) with half-precision floats widened exactly to float32; a ValueError naming the value else."""
+def plain_action(value: Any, help_text: str, what: str = "action") -> np.ndarray | torch.Tensor:
+    """An action (or a batch, or another array-like input named ``what``) as a numpy array, or as a dense torch
+    tensor cut from autograd (the env never joins a caller's graph) with half-precision floats widened exactly to
+    float32; a ValueError naming the value else."""
     if isinstance(value, torch.Tensor):
         if value.layout != torch.strided or value.device.type == "meta":
-            raise ValueError(f"actions in a {value.layout} tensor on {value.device} are not allowed: use {help_text} "
+            raise ValueError(f"{what} in a {value.layout} tensor on {value.device} is not allowed: use {help_text} "
                              "(a dense tensor with data, or a numpy array)")
         value = value.detach()
         if value.dtype in (torch.float16, torch.bfloat16):
@@ -27,9 +28,9 @@ def plain_action(value: Any, help_text: str) -> np.ndarray | torch.Tensor:
     try:
         array = np.asarray(value)
     except (ValueError, TypeError):  # ragged nesting, objects numpy cannot hold
-        raise ValueError(f"action {_short(value)} is not allowed: use {help_text}") from None
+        raise ValueError(f"{what} {_short(value)} is not allowed: use {help_text}") from None
     if array.dtype.kind not in "biuf":
-        raise ValueError(f"action {_short(value)} of dtype {array.dtype} is not allowed: use {help_text}")
+        raise ValueError(f"{what} {_short(value)} of dtype {array.dtype} is not allowed: use {help_text}")
     return array
 
 

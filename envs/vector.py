@@ -151,7 +151,7 @@ class GlimpseVectorEnv(VectorEnv):
         observations of every env. For libraries that reset envs one by one (TorchRL's ``_reset`` mask)."""
         if not self._started:
             raise ValueError("reset_envs() was called before reset(): call reset() first")
-        mask = plain_action(mask, f"{self.num_envs} bools")
+        mask = plain_action(mask, f"{self.num_envs} bools", "mask")
         mask = mask if isinstance(mask, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(mask))
         mask = mask.to(self.device)
         if mask.dtype != torch.bool or tuple(mask.shape) != (self.num_envs,):
@@ -165,7 +165,7 @@ class GlimpseVectorEnv(VectorEnv):
 
     def _option_tensor(self, name: str, value: Any, help_text: str) -> torch.Tensor:
         """A reset option as an integer tensor on the device, or a ValueError naming it."""
-        value = plain_action(value, help_text)
+        value = plain_action(value, help_text, f"options[{name!r}]")
         tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
         if tensor.dtype.is_floating_point or tensor.dtype in (torch.bool, torch.complex64, torch.complex128):
             raise ValueError(f"options[{name!r}] of dtype {tensor.dtype} is not allowed: use {help_text}")
