@@ -16,6 +16,8 @@ demo: $(STAMP)
 	$(PY) -m activevision demo --out out/demo
 
 test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
 
 # On a machine with a GPU: every device-taking test on CUDA, then every GPU figure (benchmarks/gpu.py).

@@ -40,7 +40,7 @@ def check_number(name: str, value: Any, low: float = -math.inf, high: float = ma
     return float(value)
 
 
-def check_device(device: Any) -> "torch.device":
+def check_device(device: Any) -> torch.device:
     """``device`` as a ``torch.device`` this process can use: "cpu", "cuda" or "cuda:N" (string or torch.device)."""
     import torch
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 import json
+import time
 import typing
 from pathlib import Path
 

@@ -107,7 +107,7 @@ def rollout(agent: nn.Module, envs, obs: dict[str, torch.Tensor], *, policy: str
     if envs.world.start == "choose":  # no glimpse yet: the agent places the first one too (scores unused)
         loc = act(*agent.first(state), state)
         obs, *_ = envs.step(torch.cat([loc, torch.zeros((batch, envs.world.num_classes), device=device)], dim=1))
-    for t in range(envs.world.n_glimpses):
+    for _ in range(envs.world.n_glimpses):
         if locations is not None:
             locations.append(obs["loc"])
         if glimpses is not None:

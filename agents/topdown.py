@@ -95,7 +95,7 @@ class TopDown(nn.Module):
         return self.ram(glimpse, loc, state)
 
     def placer(self, obs: dict[str, torch.Tensor], decisions: int, epsilon: float = 0.0,
-               generator: torch.Generator | None = None) -> "RegionPlacer":
+               generator: torch.Generator | None = None) -> RegionPlacer:
         """The region frame of one batched episode of ``decisions`` location decisions (``rollout``'s ``place``)."""
         return RegionPlacer(self, obs["context"], decisions, epsilon, generator)
 

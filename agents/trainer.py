@@ -33,6 +33,14 @@ from torch import nn
 from tqdm import tqdm
 
 import activevision  # noqa: F401  (registers the ids)
+from activevision.agents.checkpoints import (
+    check_resume_changes,
+    config_fields,
+    one_line,
+    read_checkpoint,
+    read_config,
+    state_digest,
+)
 from activevision.agents.gam import GAM
 from activevision.agents.modules import COMBINES, CORES, WHATS
 from activevision.agents.ppo import GaussianPolicy, PPOSettings, ppo_update
@@ -40,8 +48,6 @@ from activevision.agents.ram import RAM
 from activevision.agents.reinforce import CLASSIFY_STEPS, POLICIES, hybrid_loss, location_decisions, rollout
 from activevision.agents.topdown import TopDown, q_learning_loss
 from activevision.checks import check_choice, check_device, check_field_types, check_int
-from activevision.agents.checkpoints import (check_resume_changes, config_fields, one_line, read_checkpoint,
-                                             read_config, state_digest)
 from activevision.data.files import atomic_write
 from activevision.data.large import LargeImageDataset
 from activevision.envs.presets import PRESETS, make_dataset
@@ -144,7 +150,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     compile: bool = False
 
-    def check(self) -> "TrainConfig":
+    def check(self) -> TrainConfig:
         """Fill the agent's defaults; raise a ValueError naming any bad value and what is allowed."""
         check_field_types(self)
         check_choice("agent", self.agent, AGENTS)
@@ -328,7 +334,7 @@ class Trainer:
         atomic_write(self.out / "checkpoint.pt", buffer.getvalue())
 
     @classmethod
-    def resume(cls, out: str | os.PathLike, **changes: Any) -> "Trainer":
+    def resume(cls, out: str | os.PathLike, **changes: Any) -> Trainer:
         """The trainer of a run folder, at its last checkpoint. ``changes`` may set what a resumed run can change
         (``RESUME_CHANGES``: steps, device, evaluation and checkpoint settings); any other setting that differs
         from the saved one is refused by name. A damaged or foreign run folder is a ValueError naming the file."""

@@ -23,11 +23,11 @@ from concurrent.futures import ProcessPoolExecutor
 
 import gymnasium as gym
 import torch
+from learning import CLUTTER, T10K  # the t10k protocol's worlds (learning.py says why these)
 
 import activevision  # noqa: F401  (registers the ids)
 from activevision.agents.trainer import TrainConfig, Trainer, evaluate
 from activevision.envs.presets import PRESETS
-from learning import CLUTTER, T10K  # the t10k protocol's worlds (learning.py says why these)
 
 TEST_IMAGES = 2000
 BATCH = 128

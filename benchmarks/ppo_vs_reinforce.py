@@ -18,9 +18,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
+from learning import T10K  # the t10k protocol's training world
 
 from activevision.agents.trainer import TrainConfig, Trainer
-from learning import T10K  # the t10k protocol's training world
 
 WORLDS = {  # name: (env id, training world, test split, test world options)
     "mnist": ("GlimpseMNIST-v0", T10K, "t10k-test", {}),

@@ -15,10 +15,10 @@ import torch
 
 from activevision.data.base import ImageDataset
 from activevision.data.large import LargeImageDataset
-from activevision.render import draw_glimpses, draw_on_overview
 from activevision.envs import rules
 from activevision.envs.inputs import check_options, check_seed, plain_action
 from activevision.envs.spec import WorldSpec
+from activevision.render import draw_glimpses, draw_on_overview
 from activevision.sensor import NumpySensor, TorchSensor, context_image, translate
 
 __all__ = ["GlimpseEnv", "ResetNeeded"]

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 from gymnasium import spaces
 
-from activevision.data.base import ImageDataset
-from activevision.data.large import MAX_BLOCK, LargeImageDataset
 from activevision.checks import check_choice as _check_choice
 from activevision.checks import check_int as _check_int
 from activevision.checks import check_number
+from activevision.data.base import ImageDataset
+from activevision.data.large import MAX_BLOCK, LargeImageDataset
 from activevision.envs import rules
 from activevision.sensor import GlimpseGeometry
 
@@ -47,7 +47,7 @@ class WorldSpec:
               n_glimpses: int = 6, action_mode: str = "continuous", grid: int | None = None,
               glimpse_cost: float = 0.0, reward_mode: str = "final", start: str = "center",
               context_size: int | None = None, order: str = "random", stride: int = 1,
-              shift: int = 0) -> "WorldSpec":
+              shift: int = 0) -> WorldSpec:
         """Check every option, naming the bad value and what is allowed."""
         if not isinstance(dataset, ImageDataset):
             raise ValueError(f"dataset={type(dataset).__name__} is not allowed: pass an activevision ImageDataset, "

@@ -15,9 +15,17 @@ import numpy as np
 import pytest
 import scipy.io
 
-from activevision.data import (MNIST, SVHN, ArrayDataset, ClutteredDataset, DataUnavailableError,
-                               SyntheticHouseNumbers, TranslatedDataset)
-from activevision.data import files, mnist as mnist_module
+from activevision.data import (
+    MNIST,
+    SVHN,
+    ArrayDataset,
+    ClutteredDataset,
+    DataUnavailableError,
+    SyntheticHouseNumbers,
+    TranslatedDataset,
+    files,
+)
+from activevision.data import mnist as mnist_module
 from tests.conftest import write_svhn_mat
 
 

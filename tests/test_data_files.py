@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from activevision.data import MNIST, SVHN, DataUnavailableError
-from activevision.data import files
+from activevision.data import MNIST, SVHN, DataUnavailableError, files
 from tests.conftest import write_svhn_mat
 
 GZ = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")

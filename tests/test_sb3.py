@@ -57,7 +57,7 @@ def test_sb3_vecenv_adapter_semantics(world_kwargs):
     venv.seed(3)
     obs = venv.reset()
     assert isinstance(obs["glimpse"], np.ndarray) and obs["glimpse"].shape == (8, 1, 1, 8, 8)
-    for step in range(6):
+    for _ in range(6):
         venv.step_async(np.zeros((8, 12), np.float32))
         obs, rewards, dones, infos = venv.step_wait()
     assert dones.all() and rewards.dtype == np.float32

@@ -83,7 +83,7 @@ class ArrayDataset(ImageDataset):
         self.dtype = self.images.dtype
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike, size: tuple[int, int] | None = None) -> "ArrayDataset":
+    def from_folder(cls, folder: str | os.PathLike, size: tuple[int, int] | None = None) -> ArrayDataset:
         """Images of ``folder/<class>/<file>`` (the ImageFolder layout): one subfolder per class, labels in the
         sorted order of their names (kept in ``classes``). Files: PNG, JPEG, BMP, TIFF, WebP (read by OpenCV,
         RGB; an alpha channel is dropped; 16-bit scaled to 8) or ``.npy`` arrays of one image (H x W or

@@ -47,7 +47,7 @@ DEFAULT_SIZES = {"train": 100_000, "test": 10_000}
 BLUR = (0.8, 1.6, 2.6)  # Gaussian sigma of cached glyphs, in glyph pixels (about 0.3-1.6 output pixels)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _glyphs(font: int, thickness: int, blur: float) -> tuple[np.ndarray, ...]:
     """Float32 masks (GLYPH_HEIGHT x width) of the digits 0-9, blurred, cropped to their ink plus a margin."""
     scale = cv2.getFontScaleFromHeight(font, DIGIT_HEIGHT, thickness)

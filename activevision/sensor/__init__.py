@@ -17,8 +17,15 @@ The context (the whole image area-averaged to ``size x size``) is one pair of pe
 (``area_weights``), applied by numpy for one image and by torch for a batch, each image at its own shift.
 """
 
-from activevision.sensor.geometry import (GlimpseGeometry, SensorState, area_weights, context_image, integral_image,
-                                          reference_glimpse, translate)
+from activevision.sensor.geometry import (
+                                          GlimpseGeometry,
+                                          SensorState,
+                                          area_weights,
+                                          context_image,
+                                          integral_image,
+                                          reference_glimpse,
+                                          translate,
+)
 from activevision.sensor.numpy_backend import NumpySensor
 from activevision.sensor.torch_backend import TorchSensor, context_batch
 
