@@ -18,8 +18,12 @@ __all__ = ["check_int", "check_choice", "check_number", "check_device", "check_f
 
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
     """``value`` as an int if it is an integer (not a bool) >= ``low`` (and <= ``high`` when given)."""
-    if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low
-            or (high is not None and value > high)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < low
+        or (high is not None and value > high)
+    ):
         allowed = f"in [{low}, {high:,}]" if high is not None else f">= {low}"
         raise ValueError(f"{name}={value!r} is not allowed: it must be an integer {allowed}")
     return int(value)
@@ -34,8 +38,12 @@ def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> Any:
 
 def check_number(name: str, value: Any, low: float = -math.inf, high: float = math.inf) -> float:
     """``value`` as a float if it is a finite real number (not a bool) in ``[low, high]``."""
-    if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
-            or not math.isfinite(value) or not low <= value <= high):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
         raise ValueError(f"{name}={value!r} is not allowed: it must be a finite number in [{low}, {high}]")
     return float(value)
 
@@ -61,8 +69,9 @@ def check_device(device: Any) -> torch.device:
     if not torch.cuda.is_available():
         raise ValueError(f"device={device!r} is not allowed here: this torch has no CUDA device; use 'cpu'")
     if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-        raise ValueError(f"device={device!r} is not allowed: this machine has {torch.cuda.device_count()} CUDA "
-                         "device(s)")
+        raise ValueError(
+            f"device={device!r} is not allowed: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
     return resolved
 
 
@@ -83,8 +92,9 @@ def check_field_types(instance: Any) -> None:
         else:
             ok = isinstance(value, tuple(typing.get_origin(kind) or kind for kind in kinds))
         if not ok:
-            names = " or ".join("None" if kind is type(None) else (typing.get_origin(kind) or kind).__name__
-                                for kind in kinds)
+            names = " or ".join(
+                "None" if kind is type(None) else (typing.get_origin(kind) or kind).__name__ for kind in kinds
+            )
             raise ValueError(f"{item.name}={value!r} is not allowed: use {names}")
         if float in kinds and isinstance(value, int):
             setattr(instance, item.name, float(value))

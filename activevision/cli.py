@@ -31,31 +31,53 @@ def demo(out: Path, steps: int, seed: int, quiet: bool = False) -> None:
 
     results = {}
     for policy in ("learned", "random"):
-        config = TrainConfig(env="GlimpseHouseNumbers-v0", env_kwargs=dict(DEMO_WORLD), policy=policy, steps=steps,
-                             batch=128, seed=seed, device="auto", eval_every=steps, checkpoint_every=steps,
-                             core=DEMO_CORE)
+        config = TrainConfig(
+            env="GlimpseHouseNumbers-v0",
+            env_kwargs=dict(DEMO_WORLD),
+            policy=policy,
+            steps=steps,
+            batch=128,
+            seed=seed,
+            device="auto",
+            eval_every=steps,
+            checkpoint_every=steps,
+            core=DEMO_CORE,
+        )
         trainer = Trainer(config, out / ("ram" if policy == "learned" else "random_locations"))
         start = time.perf_counter()
         trainer.run(progress=not quiet)
-        results[policy] = (evaluate(trainer.agent, config, trainer.device, split="test", limit=10_000),
-                           time.perf_counter() - start, trainer)
+        results[policy] = (
+            evaluate(trainer.agent, config, trainer.device, split="test", limit=10_000),
+            time.perf_counter() - start,
+            trainer,
+        )
     ram, baseline = results["learned"][0], results["random"][0]
     print(f"GlimpseHouseNumbers-v0, test split ({ram['images']:,} images), {steps} updates of 128 episodes each:")
-    print(f"  RAM (learned glimpse locations): accuracy {ram['accuracy']:.3f}, pixels seen {ram['pixels_seen']:.3f}, "
-          f"{results['learned'][1]:.0f} s")
-    print(f"  random-location baseline:        accuracy {baseline['accuracy']:.3f}, pixels seen "
-          f"{baseline['pixels_seen']:.3f}, {results['random'][1]:.0f} s")
+    print(
+        f"  RAM (learned glimpse locations): accuracy {ram['accuracy']:.3f}, pixels seen {ram['pixels_seen']:.3f}, "
+        f"{results['learned'][1]:.0f} s"
+    )
+    print(
+        f"  random-location baseline:        accuracy {baseline['accuracy']:.3f}, pixels seen "
+        f"{baseline['pixels_seen']:.3f}, {results['random'][1]:.0f} s"
+    )
     trainer = results["learned"][2]
     seen = trace(trainer.agent, trainer.config, trainer.device, split="test", examples=8)
-    write_picture(out / "glimpses.png", glimpse_grid(seen["images"], seen["locs"], seen["boxes_of"],
-                                                     seen["predictions"], seen["labels"]))
+    write_picture(
+        out / "glimpses.png",
+        glimpse_grid(seen["images"], seen["locs"], seen["boxes_of"], seen["predictions"], seen["labels"]),
+    )
     env = gym.make("GlimpseHouseNumbers-v0")
     images, _ = env.unwrapped.dataset.arrays()
     tiles = [cv2.resize(to_rgb8(images[i]), (64, 64), interpolation=cv2.INTER_NEAREST) for i in range(32)]
-    write_picture(out / "world.png", np.concatenate([np.concatenate(tiles[r * 8 : (r + 1) * 8], axis=1)
-                                                     for r in range(4)], axis=0))
-    print(f"wrote {out / 'glimpses.png'} (rows: test images; columns: RAM's glimpses in order, a square per "
-          f"scale, the path so far; last column: answer / truth) and {out / 'world.png'}; runs in {out}")
+    write_picture(
+        out / "world.png",
+        np.concatenate([np.concatenate(tiles[r * 8 : (r + 1) * 8], axis=1) for r in range(4)], axis=0),
+    )
+    print(
+        f"wrote {out / 'glimpses.png'} (rows: test images; columns: RAM's glimpses in order, a square per "
+        f"scale, the path so far; last column: answer / truth) and {out / 'world.png'}; runs in {out}"
+    )
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -69,16 +91,25 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         flag = "--" + item.name.replace("_", "-")
         hint = hints[item.name]
         if item.name in ("env_kwargs", "eval_env_kwargs"):
-            parser.add_argument(flag, type=json.loads, default=None, help="JSON object of env options" + (
-                " replacing --env-kwargs in tests" if item.name == "eval_env_kwargs" else ""))
+            parser.add_argument(
+                flag,
+                type=json.loads,
+                default=None,
+                help="JSON object of env options"
+                + (" replacing --env-kwargs in tests" if item.name == "eval_env_kwargs" else ""),
+            )
         elif hint is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         else:
             kind = next(t for t in (int, float, str) if t in (hint, *typing.get_args(hint)))
-            per_agent = ", ".join(f"{agent} {defaults[item.name]!r}" for agent, defaults in AGENT_DEFAULTS.items()
-                                  if item.name in defaults)
-            parser.add_argument(flag, type=kind, default=None,
-                                help=f"default {per_agent}" if per_agent else f"default {item.default!r}")
+            per_agent = ", ".join(
+                f"{agent} {defaults[item.name]!r}"
+                for agent, defaults in AGENT_DEFAULTS.items()
+                if item.name in defaults
+            )
+            parser.add_argument(
+                flag, type=kind, default=None, help=f"default {per_agent}" if per_agent else f"default {item.default!r}"
+            )
 
 
 def train(args: argparse.Namespace) -> None:
@@ -88,8 +119,9 @@ def train(args: argparse.Namespace) -> None:
     from activevision.agents.checkpoints import check_new_run, clear_run
     from activevision.agents.trainer import TrainConfig, Trainer
 
-    given = {k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(TrainConfig)}
-             and v is not None}
+    given = {
+        k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(TrainConfig)} and v is not None
+    }
     if args.resume is None and args.out is None:
         raise SystemExit("train needs --out RUN_FOLDER (or --resume RUN_FOLDER)")
     if args.resume is not None and (args.out is not None or args.overwrite):
@@ -118,9 +150,11 @@ def train(args: argparse.Namespace) -> None:
     if trainer.rank != 0:
         return
     last = evals[-1]
-    print(f"{config.agent} on {config.env} ({config.policy} locations), {trainer.update} updates: "
-          f"{config.eval_split} accuracy {last['accuracy']:.4f}, pixels seen {last['pixels_seen']:.3f} "
-          f"-> {trainer.out}")
+    print(
+        f"{config.agent} on {config.env} ({config.policy} locations), {trainer.update} updates: "
+        f"{config.eval_split} accuracy {last['accuracy']:.4f}, pixels seen {last['pixels_seen']:.3f} "
+        f"-> {trainer.out}"
+    )
 
 
 def evaluate_run(args: argparse.Namespace) -> None:
@@ -132,8 +166,10 @@ def evaluate_run(args: argparse.Namespace) -> None:
         result = evaluate(agent, config, device, split=args.split, mc=args.mc)
     except ValueError as error:
         raise SystemExit(str(error)) from None
-    print(f"{args.run}: {config.env} split={args.split} mc={args.mc}: accuracy {result['accuracy']:.4f} "
-          f"over {result['images']} images, mean pixels seen {result['pixels_seen']:.3f}")
+    print(
+        f"{args.run}: {config.env} split={args.split} mc={args.mc}: accuracy {result['accuracy']:.4f} "
+        f"over {result['images']} images, mean pixels seen {result['pixels_seen']:.3f}"
+    )
 
 
 def render_run(args: argparse.Namespace) -> None:
@@ -146,18 +182,26 @@ def render_run(args: argparse.Namespace) -> None:
         seen = trace(agent, config, device, split=args.split, examples=args.examples)
         if args.out.suffix.lower() == ".gif":
             steps = seen["locs"].shape[1]
-            frames = [glimpse_grid(seen["images"], seen["locs"][:, : t + 1], seen["boxes_of"],
-                                   seen["predictions"], seen["labels"]) for t in range(steps)]
+            frames = [
+                glimpse_grid(
+                    seen["images"], seen["locs"][:, : t + 1], seen["boxes_of"], seen["predictions"], seen["labels"]
+                )
+                for t in range(steps)
+            ]
             width = frames[-1].shape[1]
             write_picture(args.out, [np.pad(f, ((0, 0), (0, width - f.shape[1]), (0, 0))) for f in frames])
         else:
-            write_picture(args.out, glimpse_grid(seen["images"], seen["locs"], seen["boxes_of"],
-                                                 seen["predictions"], seen["labels"]))
+            write_picture(
+                args.out,
+                glimpse_grid(seen["images"], seen["locs"], seen["boxes_of"], seen["predictions"], seen["labels"]),
+            )
     except ValueError as error:
         raise SystemExit(str(error)) from None
     right = sum(p == label for p, label in zip(seen["predictions"], seen["labels"]))
-    print(f"wrote {args.out}: {args.examples} {args.split} examples (rows) x {seen['locs'].shape[1]} glimpses "
-          f"(columns), {right} answered right")
+    print(
+        f"wrote {args.out}: {args.examples} {args.split} examples (rows) x {seen['locs'].shape[1]} glimpses "
+        f"(columns), {right} answered right"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -166,21 +210,30 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="activevision", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help="train RAM and the random-location baseline on the offline "
-                                                   "world, print both, write glimpse pictures")
+    demo_parser = commands.add_parser(
+        "demo",
+        help="train RAM and the random-location baseline on the offline world, print both, write glimpse pictures",
+    )
     demo_parser.add_argument("--out", type=Path, default=Path("out/demo"))
     demo_parser.add_argument("--steps", type=int, default=DEMO_STEPS, help="updates per agent")
     demo_parser.add_argument("--seed", type=int, default=0)
     demo_parser.add_argument("--quiet", action="store_true")
-    train_parser = commands.add_parser("train", help="train an agent on a glimpse world (REINFORCE, PPO or "
-                                                     "top-down Q-learning)")
-    train_parser.add_argument("agent", choices=AGENTS, help="ram: recurrent attention model; gam: glimpse "
-                                                            "attention model (transformer + context network); "
-                                                            "ppo-ram / ppo-gam: either trained by PPO; topdown: "
-                                                            "Q-learning of regions + RAM inside them")
+    train_parser = commands.add_parser(
+        "train", help="train an agent on a glimpse world (REINFORCE, PPO or top-down Q-learning)"
+    )
+    train_parser.add_argument(
+        "agent",
+        choices=AGENTS,
+        help="ram: recurrent attention model; gam: glimpse "
+        "attention model (transformer + context network); "
+        "ppo-ram / ppo-gam: either trained by PPO; topdown: "
+        "Q-learning of regions + RAM inside them",
+    )
     train_parser.add_argument("--out", help="run folder (config, checkpoints, logs); refused if it holds a run")
-    train_parser.add_argument("--resume", help="continue the run in this folder (may change steps, device, "
-                                               "evaluation and checkpoint settings)")
+    train_parser.add_argument(
+        "--resume",
+        help="continue the run in this folder (may change steps, device, evaluation and checkpoint settings)",
+    )
     train_parser.add_argument("--overwrite", action="store_true", help="replace the run that --out holds")
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_options(train_parser)

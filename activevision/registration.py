@@ -19,6 +19,10 @@ def register_envs() -> None:
     not added."""
     for env_id in CATALOG:
         if env_id not in gym.registry:
-            gym.register(env_id, entry_point="activevision.envs.presets:make_preset",
-                         vector_entry_point="activevision.envs.presets:make_preset_vec", kwargs={"env_id": env_id},
-                         order_enforce=False)
+            gym.register(
+                env_id,
+                entry_point="activevision.envs.presets:make_preset",
+                vector_entry_point="activevision.envs.presets:make_preset_vec",
+                kwargs={"env_id": env_id},
+                order_enforce=False,
+            )

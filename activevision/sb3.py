@@ -36,8 +36,10 @@ class VecEnv(_SB3VecEnv):
     def __init__(self, envs: gym.vector.VectorEnv) -> None:
         mode = envs.metadata.get("autoreset_mode")
         if mode != AutoresetMode.SAME_STEP:
-            raise ValueError(f"autoreset_mode={mode!r} is not allowed: SB3 resets in the same step, so make the "
-                             "batched env with autoreset_mode='SameStep' (its default)")
+            raise ValueError(
+                f"autoreset_mode={mode!r} is not allowed: SB3 resets in the same step, so make the "
+                "batched env with autoreset_mode='SameStep' (its default)"
+            )
         self.envs = envs
         super().__init__(envs.num_envs, envs.single_observation_space, envs.single_action_space)
         self._actions: Any = None
@@ -86,8 +88,9 @@ class VecEnv(_SB3VecEnv):
     def set_attr(self, attr_name: str, value: Any, indices: None | int | Iterable[int] = None) -> None:
         setattr(self.envs, attr_name, value)
 
-    def env_method(self, method_name: str, *method_args: Any, indices: None | int | Iterable[int] = None,
-                   **method_kwargs: Any) -> list[Any]:
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: None | int | Iterable[int] = None, **method_kwargs: Any
+    ) -> list[Any]:
         result = getattr(self.envs, method_name)(*method_args, **method_kwargs)
         return [result for _ in self._get_indices(indices)]
 
@@ -111,5 +114,9 @@ def evaluate(model: Any, envs: gym.vector.VectorEnv, deterministic: bool = True)
             for key, values in results.items():
                 values[ended] = _numpy(info["final_info"][key])[ended]
             done |= ended
-    return {"accuracy": float(results["correct"].mean()), "glimpses": float(results["glimpses"].mean()),
-            "pixels_seen": float(results["pixels_seen"].mean()), "images": n}
+    return {
+        "accuracy": float(results["correct"].mean()),
+        "glimpses": float(results["glimpses"].mean()),
+        "pixels_seen": float(results["pixels_seen"].mean()),
+        "images": n,
+    }

@@ -26,8 +26,9 @@ class GlimpseTorchRLEnv(EnvBase):
     """``num_envs`` copies of registered world ``env_id`` (every world option, e.g. ``action_mode="discrete"``) as
     one TorchRL environment on ``device``."""
 
-    def __init__(self, env_id: str, num_envs: int = 1, device: str | torch.device = "cpu",
-                 **world_options: Any) -> None:
+    def __init__(
+        self, env_id: str, num_envs: int = 1, device: str | torch.device = "cpu", **world_options: Any
+    ) -> None:
         device = check_device(device)
         # NextStep: an ended env waits for TorchRL's reset (never reset behind its back within a step).
         envs = gym.make_vec(env_id, num_envs=num_envs, device=device, autoreset_mode="NextStep", **world_options)
@@ -36,8 +37,18 @@ class GlimpseTorchRLEnv(EnvBase):
         n = (envs.num_envs,)
         spaces = envs.single_observation_space.spaces
         self.observation_spec = Composite(
-            {key: Bounded(low=float(space.low.min()), high=float(space.high.max()), shape=n + space.shape,
-                          dtype=torch.float32, device=device) for key, space in spaces.items()}, shape=n)
+            {
+                key: Bounded(
+                    low=float(space.low.min()),
+                    high=float(space.high.max()),
+                    shape=n + space.shape,
+                    dtype=torch.float32,
+                    device=device,
+                )
+                for key, space in spaces.items()
+            },
+            shape=n,
+        )
         action = envs.single_action_space
         if isinstance(action, gym.spaces.Discrete):
             self.action_spec = Categorical(int(action.n), shape=n, device=device)
@@ -45,13 +56,21 @@ class GlimpseTorchRLEnv(EnvBase):
             self.action_spec = Bounded(low=-1.0, high=1.0, shape=n + action.shape, dtype=torch.float32, device=device)
         self.reward_spec = Unbounded(shape=n + (1,), dtype=torch.float32, device=device)
         self.done_spec = Composite(
-            {key: Categorical(2, shape=n + (1,), dtype=torch.bool, device=device)
-             for key in ("done", "terminated", "truncated")}, shape=n)
+            {
+                key: Categorical(2, shape=n + (1,), dtype=torch.bool, device=device)
+                for key in ("done", "terminated", "truncated")
+            },
+            shape=n,
+        )
 
-    def _observations(self, obs: dict[str, torch.Tensor], done: torch.Tensor,
-                      terminated: torch.Tensor, truncated: torch.Tensor) -> TensorDict:
-        return TensorDict({**obs, "done": done[:, None], "terminated": terminated[:, None],
-                           "truncated": truncated[:, None]}, batch_size=self.batch_size, device=self.device)
+    def _observations(
+        self, obs: dict[str, torch.Tensor], done: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor
+    ) -> TensorDict:
+        return TensorDict(
+            {**obs, "done": done[:, None], "terminated": terminated[:, None], "truncated": truncated[:, None]},
+            batch_size=self.batch_size,
+            device=self.device,
+        )
 
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs: Any) -> TensorDict:
         mask = None if tensordict is None else tensordict.get("_reset", None)

@@ -19,8 +19,18 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["RESUME_CHANGES", "RUN_FILES", "one_line", "read_config", "read_checkpoint", "state_digest",
-           "check_resume_changes", "check_new_run", "clear_run", "config_fields"]
+__all__ = [
+    "RESUME_CHANGES",
+    "RUN_FILES",
+    "one_line",
+    "read_config",
+    "read_checkpoint",
+    "state_digest",
+    "check_resume_changes",
+    "check_new_run",
+    "clear_run",
+    "config_fields",
+]
 
 # What a resumed run may change: neither what it learns nor how (batch, rates, model, world) can.
 RESUME_CHANGES = ("steps", "device", "eval_split", "eval_env_kwargs", "eval_every", "eval_batch", "checkpoint_every")
@@ -53,8 +63,9 @@ def read_config(folder: Path, fields: tuple[str, ...]) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} cannot be read: {one_line(error)}") from None
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})") \
-            from None
+        raise ValueError(
+            f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
+        ) from None
     if not isinstance(settings, dict):
         raise ValueError(f"{path} holds a {type(settings).__name__}, not a JSON object of settings")
     unknown = sorted(set(settings) - set(fields))
@@ -95,20 +106,20 @@ def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
     """A checkpoint's content, loaded with ``weights_only=True`` (tensors and plain values only: a file that
     would run code is refused) and checked against its stored digest."""
     if not path.is_file():
-        raise ValueError(f"{path.parent} is not a run folder: it has no checkpoint.pt (train with --out "
-                         f"{path.parent})")
+        raise ValueError(f"{path.parent} is not a run folder: it has no checkpoint.pt (train with --out {path.parent})")
     try:
         with torch.serialization.safe_globals(_NUMPY_SCALARS), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a damaged file's warnings: the error below says what is wrong
             state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as error:
         if "weights only" in str(error).lower() or "weights_only" in str(error):
-            raise ValueError(f"{path} holds objects other than tensors and plain values: refused to load it (it "
-                             "could run code); use a checkpoint written by activevision") from None
+            raise ValueError(
+                f"{path} holds objects other than tensors and plain values: refused to load it (it "
+                "could run code); use a checkpoint written by activevision"
+            ) from None
         raise ValueError(f"{path} cannot be read as a checkpoint ({one_line(error)})") from None
     except Exception as error:  # torch and zipfile raise many kinds for truncated or garbage files
-        raise ValueError(f"{path} cannot be read as a checkpoint ({type(error).__name__}: {one_line(error)})") \
-            from None
+        raise ValueError(f"{path} cannot be read as a checkpoint ({type(error).__name__}: {one_line(error)})") from None
     if not isinstance(state, dict) or any(key not in state for key in CHECKPOINT_KEYS):
         missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
         raise ValueError(f"{path} is not an activevision checkpoint (missing {missing})")
@@ -126,8 +137,10 @@ def check_resume_changes(before: dict[str, Any], after: dict[str, Any]) -> None:
     refused = sorted(name for name in before if name not in RESUME_CHANGES and before[name] != after.get(name))
     if refused:
         shown = ", ".join(f"{name} ({before[name]!r} -> {after.get(name)!r})" for name in refused)
-        raise ValueError(f"{shown} cannot change when a run resumes (it would no longer be the same run): a "
-                         f"resume changes only {', '.join(RESUME_CHANGES)}; train a new run for the others")
+        raise ValueError(
+            f"{shown} cannot change when a run resumes (it would no longer be the same run): a "
+            f"resume changes only {', '.join(RESUME_CHANGES)}; train a new run for the others"
+        )
 
 
 def check_new_run(out: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -141,8 +154,10 @@ def check_new_run(out: str | os.PathLike, overwrite: bool = False) -> Path:
         raise ValueError(f"--out {folder} is a file, not a folder: name a new or empty folder for the run")
     existing = [name for name in RUN_FILES if (folder / name).exists()]
     if existing and not overwrite and int(os.environ.get("RANK", "0")) == 0:
-        raise ValueError(f"{folder} already holds a run ({', '.join(existing)}): continue it with --resume "
-                         f"{folder}, replace it with --overwrite, or choose another --out")
+        raise ValueError(
+            f"{folder} already holds a run ({', '.join(existing)}): continue it with --resume "
+            f"{folder}, replace it with --overwrite, or choose another --out"
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test-{os.getpid()}"

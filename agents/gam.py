@@ -55,10 +55,16 @@ class ContextNetwork(nn.Module):
         super().__init__()
         self.net = nn.Sequential(
             Standardised(shape),  # normalised and raw, as the glimpse network's input
-            nn.Conv2d(2 * shape[0], 64, 5, stride=2, padding=2), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, out))
+            nn.Conv2d(2 * shape[0], 64, 5, stride=2, padding=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(64, 128, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(128, out),
+        )
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
         return self.net(context)
@@ -72,8 +78,11 @@ class Attention(nn.Module):
         if width % heads:
             raise ValueError(f"hidden={width} is not allowed with heads={heads}: use a multiple of heads")
         self.heads = heads
-        self.query, self.key_value, self.out = nn.Linear(width, width), nn.Linear(width, 2 * width), \
-            nn.Linear(width, width)
+        self.query, self.key_value, self.out = (
+            nn.Linear(width, width),
+            nn.Linear(width, 2 * width),
+            nn.Linear(width, width),
+        )
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, L, D) -> (B, heads, L, D / heads)
@@ -105,8 +114,9 @@ class EncoderLayer(nn.Module):
         self.attention = Attention(width, heads)
         self.feed_forward = _feed_forward(width)
 
-    def forward(self, x: torch.Tensor, cache: KV | None = None,
-                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, KV]:
+    def forward(
+        self, x: torch.Tensor, cache: KV | None = None, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, KV]:
         """New tokens ``x`` attend to the cached ones and to themselves (``mask``: which of them, for whole
         sequences); returns their outputs and the extended cache."""
         h = self.norm(x)
@@ -126,9 +136,15 @@ class DecoderLayer(nn.Module):
         self.cross_norm = nn.LayerNorm(width)
         self.feed_forward = _feed_forward(width)
 
-    def forward(self, y: torch.Tensor, new_memory: torch.Tensor, cache: KV | None = None,
-                memory_cache: KV | None = None, mask: torch.Tensor | None = None,
-                memory_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, KV, KV]:
+    def forward(
+        self,
+        y: torch.Tensor,
+        new_memory: torch.Tensor,
+        cache: KV | None = None,
+        memory_cache: KV | None = None,
+        mask: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, KV, KV]:
         """New queries ``y`` with the memory entries that arrived with them; returns outputs and both caches."""
         h = self.norm(y)
         cache = _extend(cache, self.self_attention.project(h))
@@ -154,17 +170,30 @@ class GAM(nn.Module):
     """Glimpse attention model; ``observation_space`` is a glimpse world's single observation space with a
     ``context`` (make the world with ``context_size``). Same step interface as ``RAM``."""
 
-    def __init__(self, observation_space: spaces.Dict, num_classes: int, hidden: int = 64, glimpse_hidden: int = 64,
-                 layers: int = 1, heads: int = 4, combine: str = "mul", what: str = "conv",
-                 dropout: float = 0.0, encoder_skip: bool = False) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        num_classes: int,
+        hidden: int = 64,
+        glimpse_hidden: int = 64,
+        layers: int = 1,
+        heads: int = 4,
+        combine: str = "mul",
+        what: str = "conv",
+        dropout: float = 0.0,
+        encoder_skip: bool = False,
+    ) -> None:
         super().__init__()
         if not isinstance(encoder_skip, bool):
             raise ValueError(f"encoder_skip={encoder_skip!r} is not allowed: use True or False")
         if "context" not in observation_space.spaces:
-            raise ValueError("GAM needs the world's context observation: make the world with context_size "
-                             "(e.g. env_kwargs={'context_size': 12})")
-        self.glimpse_net = GlimpseNetwork(observation_space["glimpse"].shape, glimpse_hidden, glimpse_hidden,
-                                          hidden, combine, what)
+            raise ValueError(
+                "GAM needs the world's context observation: make the world with context_size "
+                "(e.g. env_kwargs={'context_size': 12})"
+            )
+        self.glimpse_net = GlimpseNetwork(
+            observation_space["glimpse"].shape, glimpse_hidden, glimpse_hidden, hidden, combine, what
+        )
         self.context_net = ContextNetwork(observation_space["context"].shape, hidden)
         self.encoder = nn.ModuleList(EncoderLayer(hidden, heads) for _ in range(layers))
         self.decoder = nn.ModuleList(DecoderLayer(hidden, heads) for _ in range(layers))
@@ -197,13 +226,25 @@ class GAM(nn.Module):
     def _code(self, first: int, count: int, device: torch.device) -> torch.Tensor:
         return step_code(torch.arange(first, first + count, device=device), self.hidden)
 
-    def _decode(self, y: torch.Tensor, memory: torch.Tensor, caches: list[KV] | None, memory_caches: list[KV] | None,
-                mask: torch.Tensor | None = None,
-                memory_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, list[KV], list[KV]]:
+    def _decode(
+        self,
+        y: torch.Tensor,
+        memory: torch.Tensor,
+        caches: list[KV] | None,
+        memory_caches: list[KV] | None,
+        mask: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, list[KV], list[KV]]:
         new, new_memory = [], []
         for i, layer in enumerate(self.decoder):
-            y, cache, memory_cache = layer(y, memory, None if caches is None else caches[i],
-                                           None if memory_caches is None else memory_caches[i], mask, memory_mask)
+            y, cache, memory_cache = layer(
+                y,
+                memory,
+                None if caches is None else caches[i],
+                None if memory_caches is None else memory_caches[i],
+                mask,
+                memory_mask,
+            )
             new.append(cache)
             new_memory.append(memory_cache)
         return self.locator(self.decoder_norm(y)), new, new_memory
@@ -225,16 +266,23 @@ class GAM(nn.Module):
         batch = context.shape[0]
         y = (self.start + self._code(0, 1, context.device))[None].expand(batch, 1, -1)
         raw, decoder, memory = self._decode(y, context, None, None)
-        return GAMState(steps=0, encoder=[None] * len(self.encoder), decoder=decoder, memory=memory,
-                        baseline=context.new_zeros(batch, self.hidden), first_mean=self._mean(raw[:, 0], None))
+        return GAMState(
+            steps=0,
+            encoder=[None] * len(self.encoder),
+            decoder=decoder,
+            memory=memory,
+            baseline=context.new_zeros(batch, self.hidden),
+            first_mean=self._mean(raw[:, 0], None),
+        )
 
     def first(self, state: GAMState) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean of the first location (the start token's output: from the context alone) and its baseline
         (before any glimpse: the baseline network's bias), for worlds whose start is "choose"."""
         return state.first_mean, self.baseline_head(state.baseline).squeeze(-1)
 
-    def forward(self, glimpse: torch.Tensor, loc: torch.Tensor,
-                state: GAMState) -> tuple[GAMState, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, glimpse: torch.Tensor, loc: torch.Tensor, state: GAMState
+    ) -> tuple[GAMState, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Take in the newest glimpse (at ``loc``): the new state, class scores, the next location's mean and the
         baseline, computing one new token per layer."""
         t = state.steps + 1
@@ -248,13 +296,15 @@ class GAM(nn.Module):
         y = (self.where_norm(self.where(loc)) + self._code(t, 1, g.device))[:, None]
         raw, decoder, memory = self._decode(y, e.detach(), state.decoder, state.memory)
         hidden = self.baseline_core(g.detach(), state.baseline)
-        state = GAMState(steps=t, encoder=encoder, decoder=decoder, memory=memory, baseline=hidden,
-                         first_mean=state.first_mean)
+        state = GAMState(
+            steps=t, encoder=encoder, decoder=decoder, memory=memory, baseline=hidden, first_mean=state.first_mean
+        )
         return state, self._classify(e[:, 0]), self._mean(raw[:, 0], e[:, 0]), self.baseline_head(hidden).squeeze(-1)
 
     # ------------------------------------------------------------------ whole sequences at once
-    def sequence(self, glimpses: torch.Tensor, locs: torch.Tensor,
-                 context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sequence(
+        self, glimpses: torch.Tensor, locs: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The same model over whole episodes (glimpses ``(B, T, ...)`` at ``locs`` ``(B, T, 2)``) with causal
         masks: class scores ``(B, T, K)``, location means ``(B, T + 1, 2)`` (the first from the start token) and
         baselines ``(B, T)``, equal to ``T`` calls of ``forward``."""

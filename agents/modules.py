@@ -15,8 +15,17 @@ from torch import nn
 
 from activevision.checks import check_choice as _choice
 
-__all__ = ["Standardised", "GlimpseNetwork", "Core", "LocationHead", "Classifier", "Baseline", "CORES", "COMBINES",
-           "WHATS"]
+__all__ = [
+    "Standardised",
+    "GlimpseNetwork",
+    "Core",
+    "LocationHead",
+    "Classifier",
+    "Baseline",
+    "CORES",
+    "COMBINES",
+    "WHATS",
+]
 
 CORES = ("rnn", "gru", "lstm")
 COMBINES = ("add", "mul")
@@ -45,8 +54,15 @@ class Standardised(nn.Module):
 class GlimpseNetwork(nn.Module):
     """``g = combine(what(glimpse), where(loc))`` for glimpses of shape ``(scales, C, p, p)``."""
 
-    def __init__(self, glimpse_shape: tuple[int, ...], what_hidden: int = 128, where_hidden: int = 128,
-                 out: int = 256, combine: str = "add", what: str = "mlp") -> None:
+    def __init__(
+        self,
+        glimpse_shape: tuple[int, ...],
+        what_hidden: int = 128,
+        where_hidden: int = 128,
+        out: int = 256,
+        combine: str = "add",
+        what: str = "mlp",
+    ) -> None:
         super().__init__()
         self.combine = _choice("combine", combine, COMBINES)
         scales, channels, patch, _ = glimpse_shape
@@ -57,10 +73,16 @@ class GlimpseNetwork(nn.Module):
             side = (patch + 1) // 2
             self.what = nn.Sequential(
                 Standardised((scales * channels, patch, patch)),
-                nn.Conv2d(2 * scales * channels, 16, 3, stride=2, padding=1), nn.ReLU(),
-                nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
-                nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-                nn.Flatten(), nn.Linear(32 * side * side, what_hidden), nn.ReLU())
+                nn.Conv2d(2 * scales * channels, 16, 3, stride=2, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(16, 32, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(32, 32, 3, padding=1),
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(32 * side * side, what_hidden),
+                nn.ReLU(),
+            )
             # He init: with PyTorch's default each layer shrank the signal ~2.5x and "where" drowned "what" (RAM,
             # conv, house numbers, 300 updates: 10 % -> 57 % test accuracy).
             for layer in self.what:

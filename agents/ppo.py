@@ -28,8 +28,7 @@ from torch.nn import functional as F
 
 from activevision.agents.reinforce import rollout
 
-__all__ = ["GaussianPolicy", "PPOSettings", "Collected", "collect", "replay", "gae", "clipped_surrogate",
-           "ppo_update"]
+__all__ = ["GaussianPolicy", "PPOSettings", "Collected", "collect", "replay", "gae", "clipped_surrogate", "ppo_update"]
 
 LOG_STD_RANGE = (math.log(0.01), math.log(1.0))  # locations live in [-1, 1]: wider is noise, narrower is frozen
 
@@ -92,17 +91,31 @@ def collect(agent: GaussianPolicy, envs, obs: dict[str, torch.Tensor], generator
     """One episode of every env with the current policy (sampled locations), recorded for replay."""
     locations: list[torch.Tensor] = []
     glimpses: list[torch.Tensor] = []
-    episode, _ = rollout(agent, envs, obs, std=float(agent.std()), generator=generator, locations=locations,
-                         glimpses=glimpses)
+    episode, _ = rollout(
+        agent, envs, obs, std=float(agent.std()), generator=generator, locations=locations, glimpses=glimpses
+    )
     locs = torch.stack(locations)
     decisions = episode.log_probs.shape[0]
-    return Collected(first_obs=dict(obs), glimpses=torch.stack(glimpses), locs=locs,
-                     actions=locs[len(locs) - decisions :], log_probs=episode.log_probs, values=episode.baselines,
-                     reward=episode.reward, labels=episode.labels, pixels_seen=episode.pixels_seen)
+    return Collected(
+        first_obs=dict(obs),
+        glimpses=torch.stack(glimpses),
+        locs=locs,
+        actions=locs[len(locs) - decisions :],
+        log_probs=episode.log_probs,
+        values=episode.baselines,
+        reward=episode.reward,
+        labels=episode.labels,
+        pixels_seen=episode.pixels_seen,
+    )
 
 
-def replay(agent: GaussianPolicy, first_obs: dict[str, torch.Tensor], glimpses: torch.Tensor, locs: torch.Tensor,
-           decisions: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def replay(
+    agent: GaussianPolicy,
+    first_obs: dict[str, torch.Tensor],
+    glimpses: torch.Tensor,
+    locs: torch.Tensor,
+    decisions: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the agent over recorded episodes: the location means ``(L, B, 2)`` and values ``(L, B)`` of the last
     ``decisions`` decisions, and the class scores after every glimpse ``(T, B, K)``. With the parameters of the
     collection, equal to what ``collect`` saw."""
@@ -119,8 +132,11 @@ def replay(agent: GaussianPolicy, first_obs: dict[str, torch.Tensor], glimpses: 
         values.append(value)
     means, values = means[:decisions], values[:decisions]
     empty = locs.new_zeros((0, locs.shape[1]))
-    return (torch.stack(means) if means else empty[..., None].expand(0, locs.shape[1], 2),
-            torch.stack(values) if values else empty, torch.stack(logits))
+    return (
+        torch.stack(means) if means else empty[..., None].expand(0, locs.shape[1], 2),
+        torch.stack(values) if values else empty,
+        torch.stack(logits),
+    )
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
@@ -136,8 +152,9 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float) -
     return advantages
 
 
-def clipped_surrogate(log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor,
-                      clip_range: float) -> tuple[torch.Tensor, torch.Tensor]:
+def clipped_surrogate(
+    log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor, clip_range: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """PPO's policy loss ``-mean(min(ratio A, clip(ratio, 1 - eps, 1 + eps) A))`` and the fraction of clipped
     ratios."""
     ratio = (log_probs - old_log_probs).exp()
@@ -147,8 +164,14 @@ def clipped_surrogate(log_probs: torch.Tensor, old_log_probs: torch.Tensor, adva
     return -torch.min(unclipped, clipped).mean(), fraction
 
 
-def ppo_update(agent: GaussianPolicy, envs, obs: dict[str, torch.Tensor], settings: PPOSettings,
-               generator: torch.Generator, optimise: Callable[[torch.Tensor], None]) -> dict[str, float]:
+def ppo_update(
+    agent: GaussianPolicy,
+    envs,
+    obs: dict[str, torch.Tensor],
+    settings: PPOSettings,
+    generator: torch.Generator,
+    optimise: Callable[[torch.Tensor], None],
+) -> dict[str, float]:
     """Collect one batched episode and run PPO's epochs over it; ``optimise(loss)`` takes one gradient step
     (the trainer's: zero grads, backward, average over processes, clip, Adam). Returns the logged values."""
     data = collect(agent, envs, obs, generator)
@@ -188,11 +211,19 @@ def ppo_update(agent: GaussianPolicy, envs, obs: dict[str, torch.Tensor], settin
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"the loss became {loss.item()}: lower the learning rate or check the inputs")
             optimise(loss)
-            for name, part in (("loss", loss), ("classify", classify), ("policy", policy), ("value", value),
-                               ("entropy", entropy), ("approx_kl", approx_kl), ("clip_fraction", clipped)):
+            for name, part in (
+                ("loss", loss),
+                ("classify", classify),
+                ("policy", policy),
+                ("value", value),
+                ("entropy", entropy),
+                ("approx_kl", approx_kl),
+                ("clip_fraction", clipped),
+            ):
                 sums[name] = sums.get(name, 0.0) + float(part.detach())
     count = settings.epochs * math.ceil(batch / size)
     parts = {name: total / count for name, total in sums.items()}
-    parts.update(accuracy=data.reward.mean().item(), pixels_seen=data.pixels_seen.mean().item(),
-                 std=float(agent.std().detach()))
+    parts.update(
+        accuracy=data.reward.mean().item(), pixels_seen=data.pixels_seen.mean().item(), std=float(agent.std().detach())
+    )
     return parts

@@ -15,9 +15,17 @@ class RAM(nn.Module):
     """Reads one glimpse per step into a recurrent state; heads give the next location's mean, the class scores
     and the baseline. ``observation_space`` is a glimpse world's single observation space."""
 
-    def __init__(self, observation_space: spaces.Dict, num_classes: int, hidden: int = 256,
-                 glimpse_hidden: int = 128, core: str = "rnn", combine: str = "add", what: str = "mlp",
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        num_classes: int,
+        hidden: int = 256,
+        glimpse_hidden: int = 128,
+        core: str = "rnn",
+        combine: str = "add",
+        what: str = "mlp",
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         shape = observation_space["glimpse"].shape
         self.glimpse_net = GlimpseNetwork(shape, glimpse_hidden, glimpse_hidden, hidden, combine, what)
@@ -37,8 +45,9 @@ class RAM(nn.Module):
         h = state[0] if isinstance(state, tuple) else state
         return self.locator(h), self.baseline(h)
 
-    def forward(self, glimpse: torch.Tensor, loc: torch.Tensor,
-                state: State) -> tuple[State, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, glimpse: torch.Tensor, loc: torch.Tensor, state: State
+    ) -> tuple[State, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Take in the newest glimpse (at ``loc``): the new recurrent state, class scores, the mean of the next
         location and the baseline. One call per step, so that ``torch.compile`` can fuse it whole."""
         h, state = self.core(self.glimpse_net(glimpse, loc), state)

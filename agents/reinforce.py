@@ -61,10 +61,20 @@ def location_decisions(world) -> int:
     return world.n_glimpses - 1 + int(world.start == "choose")
 
 
-def rollout(agent: nn.Module, envs, obs: dict[str, torch.Tensor], *, policy: str = "learned", std: float = 0.1,
-            deterministic: bool = False, generator: torch.Generator | None = None,
-            step=None, locations: list | None = None, glimpses: list | None = None,
-            place: Callable | None = None) -> tuple[Episode, dict]:
+def rollout(
+    agent: nn.Module,
+    envs,
+    obs: dict[str, torch.Tensor],
+    *,
+    policy: str = "learned",
+    std: float = 0.1,
+    deterministic: bool = False,
+    generator: torch.Generator | None = None,
+    step=None,
+    locations: list | None = None,
+    glimpses: list | None = None,
+    place: Callable | None = None,
+) -> tuple[Episode, dict]:
     """Run one episode of every env (all start together and last T steps: the continuous action mode) with an
     agent of the RAM step interface (``RAM``, ``GAM``): ``initial_state(obs)``, ``first(state) -> (mean,
     baseline)`` of the first location (used when the world's ``start`` is "choose") and
@@ -132,8 +142,9 @@ def rollout(agent: nn.Module, envs, obs: dict[str, torch.Tensor], *, policy: str
     return episode, obs
 
 
-def hybrid_loss(episode: Episode, entropy_coef: float = 0.0,
-                classify_steps: str = "last") -> tuple[torch.Tensor, dict[str, float]]:
+def hybrid_loss(
+    episode: Episode, entropy_coef: float = 0.0, classify_steps: str = "last"
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy + REINFORCE with baseline + baseline MSE - entropy bonus; and its parts for logging.
 
     ``classify_steps="all"``: the cross-entropy is averaged over the scores after every glimpse, not only the last
@@ -151,8 +162,13 @@ def hybrid_loss(episode: Episode, entropy_coef: float = 0.0,
     baseline = F.mse_loss(episode.baselines, reward) if episode.baselines.numel() else classify * 0.0
     entropy = episode.entropies.sum(0).mean() if episode.entropies.numel() else classify * 0.0
     loss = classify + reinforce + baseline - entropy_coef * entropy
-    parts = {"loss": loss.item(), "classify": classify.item(), "reinforce": reinforce.item(),
-             "baseline": baseline.item(), "entropy": entropy.item()}
+    parts = {
+        "loss": loss.item(),
+        "classify": classify.item(),
+        "reinforce": reinforce.item(),
+        "baseline": baseline.item(),
+        "entropy": entropy.item(),
+    }
     if not math.isfinite(parts["loss"]):
         raise FloatingPointError(f"the loss became {parts['loss']}: lower the learning rate or check the inputs")
     return loss, parts

@@ -40,15 +40,20 @@ class QNetwork(nn.Module):
     vector per region (a network pooled over the whole image, as GAM's context network, keeps no "where"), then
     one MLP shared by all regions over [region features, region embedding, RAM's detached state, round]."""
 
-    def __init__(self, context_shape: tuple[int, int, int], state_size: int, grid: int, rounds: int,
-                 hidden: int = 64) -> None:
+    def __init__(
+        self, context_shape: tuple[int, int, int], state_size: int, grid: int, rounds: int, hidden: int = 64
+    ) -> None:
         super().__init__()
         channels = context_shape[0]
         self.features = nn.Sequential(
             Standardised(context_shape),
-            nn.Conv2d(2 * channels, 32, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(32, hidden, 3, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(grid), nn.Flatten(2))  # (B, hidden, grid^2)
+            nn.Conv2d(2 * channels, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(grid),
+            nn.Flatten(2),
+        )  # (B, hidden, grid^2)
         self.where = nn.Parameter(torch.zeros(grid * grid, hidden))
         self.state = nn.Linear(state_size + rounds, hidden)
         self.head = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
@@ -69,13 +74,26 @@ class TopDown(nn.Module):
     """RAM (``ram``: same step interface, same heads) plus a top-down ``QNetwork`` (``q``) and its target copy
     (``target``: no gradients, refreshed by ``sync_target``). ``observation_space`` needs a ``context``."""
 
-    def __init__(self, observation_space: spaces.Dict, num_classes: int, hidden: int = 256,
-                 glimpse_hidden: int = 128, core: str = "gru", combine: str = "add", what: str = "mlp",
-                 dropout: float = 0.0, grid: int = 3, rounds: int = 2, q_hidden: int = 64) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        num_classes: int,
+        hidden: int = 256,
+        glimpse_hidden: int = 128,
+        core: str = "gru",
+        combine: str = "add",
+        what: str = "mlp",
+        dropout: float = 0.0,
+        grid: int = 3,
+        rounds: int = 2,
+        q_hidden: int = 64,
+    ) -> None:
         super().__init__()
         if "context" not in observation_space.spaces:
-            raise ValueError("the top-down agent needs the world's context observation: make the world with "
-                             "context_size (e.g. env_kwargs={'context_size': 24})")
+            raise ValueError(
+                "the top-down agent needs the world's context observation: make the world with "
+                "context_size (e.g. env_kwargs={'context_size': 24})"
+            )
         self.ram = RAM(observation_space, num_classes, hidden, glimpse_hidden, core, combine, what, dropout)
         self.q = QNetwork(observation_space["context"].shape, hidden, grid, rounds, q_hidden)
         self.target = copy.deepcopy(self.q).requires_grad_(False)
@@ -94,8 +112,13 @@ class TopDown(nn.Module):
     def forward(self, glimpse: torch.Tensor, loc: torch.Tensor, state: State):
         return self.ram(glimpse, loc, state)
 
-    def placer(self, obs: dict[str, torch.Tensor], decisions: int, epsilon: float = 0.0,
-               generator: torch.Generator | None = None) -> RegionPlacer:
+    def placer(
+        self,
+        obs: dict[str, torch.Tensor],
+        decisions: int,
+        epsilon: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> RegionPlacer:
         """The region frame of one batched episode of ``decisions`` location decisions (``rollout``'s ``place``)."""
         return RegionPlacer(self, obs["context"], decisions, epsilon, generator)
 
@@ -105,8 +128,9 @@ class RegionPlacer:
     ``epsilon``) and maps RAM's relative locations into it; keeps what Q-learning needs (states, choices,
     online Q-values with their graph)."""
 
-    def __init__(self, agent: TopDown, context: torch.Tensor, decisions: int, epsilon: float,
-                 generator: torch.Generator | None) -> None:
+    def __init__(
+        self, agent: TopDown, context: torch.Tensor, decisions: int, epsilon: float, generator: torch.Generator | None
+    ) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon={epsilon!r} is not allowed: use a probability in [0, 1]")
         self.agent, self.context, self.epsilon, self.generator = agent, context, epsilon, generator
@@ -157,8 +181,9 @@ def n_step_targets(rewards: torch.Tensor, bootstrap: torch.Tensor, gamma: float,
     return targets
 
 
-def q_learning_loss(agent: TopDown, placer: RegionPlacer, reward: torch.Tensor, gamma: float = 1.0,
-                    n_step: int = 1) -> tuple[torch.Tensor, float]:
+def q_learning_loss(
+    agent: TopDown, placer: RegionPlacer, reward: torch.Tensor, gamma: float = 1.0, n_step: int = 1
+) -> tuple[torch.Tensor, float]:
     """Huber loss of the chosen regions' Q-values to their n-step targets (reward: the final answer's, after the
     last round), and the mean Q-value (logged)."""
     rounds = len(placer.actions)

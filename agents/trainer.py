@@ -52,8 +52,17 @@ from activevision.data.files import atomic_write
 from activevision.data.large import LargeImageDataset
 from activevision.envs.presets import PRESETS, make_dataset
 
-__all__ = ["AGENTS", "AGENT_DEFAULTS", "TrainConfig", "Trainer", "make_agent", "evaluate", "trace", "load_run",
-           "resolve_device"]
+__all__ = [
+    "AGENTS",
+    "AGENT_DEFAULTS",
+    "TrainConfig",
+    "Trainer",
+    "make_agent",
+    "evaluate",
+    "trace",
+    "load_run",
+    "resolve_device",
+]
 
 AGENTS = ("ram", "gam", "ppo-ram", "ppo-gam", "topdown")
 # How each agent learns where to look: REINFORCE (RAM, GAM), PPO (with a RAM or GAM core), or top-down Q-learning
@@ -64,8 +73,13 @@ ALGORITHMS = {"ram": "reinforce", "gam": "reinforce", "ppo-ram": "ppo", "ppo-gam
 # top-down agent take their core's.
 _RAM = dict(hidden=256, glimpse_hidden=128, lr=1e-3, combine="add", what="mlp")
 _GAM = dict(hidden=64, glimpse_hidden=64, lr=1e-4, combine="mul", what="conv")
-AGENT_DEFAULTS: dict[str, dict[str, Any]] = {"ram": _RAM, "gam": _GAM, "ppo-ram": dict(_RAM, lr=3e-4), "ppo-gam": _GAM,
-                                             "topdown": _RAM}
+AGENT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ram": _RAM,
+    "gam": _GAM,
+    "ppo-ram": dict(_RAM, lr=3e-4),
+    "ppo-gam": _GAM,
+    "topdown": _RAM,
+}
 # The context asked of a world whose env_kwargs name no context_size: GAM's paper uses 12x12; the top-down agent
 # picks regions from it, so it sees more (a digit on a 100x100 canvas is ~7 pixels wide at 24).
 CONTEXT_SIZES = {"gam": 12, "ppo-gam": 12, "topdown": 24}
@@ -91,7 +105,7 @@ def init_distributed(device: str) -> tuple[int, int]:
 
 
 def resolve_device(device: str) -> torch.device:
-    """"auto" is cuda when present, else cpu; anything else is passed to torch (and must exist). Under torchrun,
+    """ "auto" is cuda when present, else cpu; anything else is passed to torch (and must exist). Under torchrun,
     "auto" and "cuda" mean this process's GPU (``LOCAL_RANK``)."""
     if device in ("auto", "cuda") and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
@@ -159,11 +173,31 @@ class TrainConfig:
                 setattr(self, name, value)
         if self.env not in activevision.ENV_IDS:
             raise ValueError(f"env={self.env!r} is not allowed: choose one of {sorted(activevision.ENV_IDS)}")
-        for name, allowed in {"policy": POLICIES, "core": CORES, "combine": COMBINES, "what": WHATS,
-                              "classify_steps": CLASSIFY_STEPS}.items():
+        for name, allowed in {
+            "policy": POLICIES,
+            "core": CORES,
+            "combine": COMBINES,
+            "what": WHATS,
+            "classify_steps": CLASSIFY_STEPS,
+        }.items():
             check_choice(name, getattr(self, name), allowed)
-        for name in ("steps", "batch", "hidden", "glimpse_hidden", "layers", "heads", "eval_every", "eval_batch",
-                     "checkpoint_every", "ppo_epochs", "minibatches", "regions", "rounds", "target_every", "n_step"):
+        for name in (
+            "steps",
+            "batch",
+            "hidden",
+            "glimpse_hidden",
+            "layers",
+            "heads",
+            "eval_every",
+            "eval_batch",
+            "checkpoint_every",
+            "ppo_epochs",
+            "minibatches",
+            "regions",
+            "rounds",
+            "target_every",
+            "n_step",
+        ):
             check_int(name, getattr(self, name), 1)
         check_int("warmup", self.warmup, 0)
         for name in ("lr", "std", "clip", "clip_range"):
@@ -175,8 +209,10 @@ class TrainConfig:
         if not self.vf_coef >= 0.0:
             raise ValueError(f"vf_coef={self.vf_coef!r} is not allowed: it must be >= 0")
         if not 0.0 <= self.dropout < 1.0 or not self.weight_decay >= 0.0:
-            raise ValueError(f"dropout={self.dropout!r} / weight_decay={self.weight_decay!r} are not allowed: "
-                             "use 0 <= dropout < 1 and weight_decay >= 0")
+            raise ValueError(
+                f"dropout={self.dropout!r} / weight_decay={self.weight_decay!r} are not allowed: "
+                "use 0 <= dropout < 1 and weight_decay >= 0"
+            )
         for name in ("env_kwargs", "eval_env_kwargs"):
             value = getattr(self, name)
             if not isinstance(value, dict):
@@ -187,28 +223,40 @@ class TrainConfig:
                 try:
                     json.dumps(v)
                 except TypeError:
-                    raise ValueError(f"{name}[{key!r}]={v!r} is not allowed: use JSON values (numbers, strings, "
-                                     "lists, dicts, null)") from None
+                    raise ValueError(
+                        f"{name}[{key!r}]={v!r} is not allowed: use JSON values (numbers, strings, lists, dicts, null)"
+                    ) from None
             setattr(self, name, value)
             if value.get("action_mode", "continuous") != "continuous":
-                raise ValueError(f"{name} action_mode must be 'continuous' for {self.agent} (location + scores "
-                                 "every step)")
+                raise ValueError(
+                    f"{name} action_mode must be 'continuous' for {self.agent} (location + scores every step)"
+                )
         if self.agent != "ram" and self.compile:
-            raise ValueError(f"compile=True is not allowed for {self.agent}: use it with ram (GAM's caches grow "
-                             "every step; PPO replays and the top-down frame run the agent eagerly)")
+            raise ValueError(
+                f"compile=True is not allowed for {self.agent}: use it with ram (GAM's caches grow "
+                "every step; PPO replays and the top-down frame run the agent eagerly)"
+            )
         if not isinstance(self.encoder_skip, bool) or (self.encoder_skip and self.agent not in ("gam", "ppo-gam")):
-            raise ValueError(f"encoder_skip={self.encoder_skip!r} is not allowed for {self.agent}: use True or False, "
-                             "and True only with gam or ppo-gam (the skip is GAM's)")
+            raise ValueError(
+                f"encoder_skip={self.encoder_skip!r} is not allowed for {self.agent}: use True or False, "
+                "and True only with gam or ppo-gam (the skip is GAM's)"
+            )
         if ALGORITHMS[self.agent] == "ppo":
             if self.std_final is not None:
-                raise ValueError(f"std_final={self.std_final!r} is not allowed for {self.agent}: PPO learns the "
-                                 "location std (std is its initial value); leave std_final unset")
+                raise ValueError(
+                    f"std_final={self.std_final!r} is not allowed for {self.agent}: PPO learns the "
+                    "location std (std is its initial value); leave std_final unset"
+                )
             if self.policy != "learned":
-                raise ValueError(f"policy={self.policy!r} is not allowed for {self.agent}: PPO trains the learned "
-                                 "policy (the location baselines train with agent ram)")
+                raise ValueError(
+                    f"policy={self.policy!r} is not allowed for {self.agent}: PPO trains the learned "
+                    "policy (the location baselines train with agent ram)"
+                )
             if self.batch < self.minibatches:
-                raise ValueError(f"minibatches={self.minibatches} is not allowed with batch={self.batch}: use at "
-                                 "most one minibatch per episode")
+                raise ValueError(
+                    f"minibatches={self.minibatches} is not allowed with batch={self.batch}: use at "
+                    "most one minibatch per episode"
+                )
         if self.agent in CONTEXT_SIZES and self.env_kwargs.get("context_size") is None:
             self.env_kwargs = {**self.env_kwargs, "context_size": CONTEXT_SIZES[self.agent]}
         return self
@@ -233,14 +281,42 @@ def make_agent(config: TrainConfig, observation_space: gym.spaces.Dict, num_clas
     """The agent ``config`` names, for a world of this observation space and number of classes."""
     config.check()
     if config.agent == "topdown":
-        return TopDown(observation_space, num_classes, config.hidden, config.glimpse_hidden, config.core,
-                       config.combine, config.what, config.dropout, config.regions, config.rounds)
+        return TopDown(
+            observation_space,
+            num_classes,
+            config.hidden,
+            config.glimpse_hidden,
+            config.core,
+            config.combine,
+            config.what,
+            config.dropout,
+            config.regions,
+            config.rounds,
+        )
     if config.agent in ("gam", "ppo-gam"):
-        core = GAM(observation_space, num_classes, config.hidden, config.glimpse_hidden, config.layers, config.heads,
-                   config.combine, config.what, config.dropout, config.encoder_skip)
+        core = GAM(
+            observation_space,
+            num_classes,
+            config.hidden,
+            config.glimpse_hidden,
+            config.layers,
+            config.heads,
+            config.combine,
+            config.what,
+            config.dropout,
+            config.encoder_skip,
+        )
     else:
-        core = RAM(observation_space, num_classes, config.hidden, config.glimpse_hidden, config.core, config.combine,
-                   config.what, config.dropout)
+        core = RAM(
+            observation_space,
+            num_classes,
+            config.hidden,
+            config.glimpse_hidden,
+            config.core,
+            config.combine,
+            config.what,
+            config.dropout,
+        )
     return GaussianPolicy(core, config.std) if config.algorithm == "ppo" else core
 
 
@@ -253,16 +329,22 @@ class Trainer:
         self.out = Path(out)
         self.rank, self.world_size = init_distributed(config.device)
         if config.batch % self.world_size:
-            raise ValueError(f"batch={config.batch} is not allowed with {self.world_size} processes: use a multiple "
-                             f"of {self.world_size} (each process runs batch / {self.world_size} episodes)")
+            raise ValueError(
+                f"batch={config.batch} is not allowed with {self.world_size} processes: use a multiple "
+                f"of {self.world_size} (each process runs batch / {self.world_size} episodes)"
+            )
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)  # the same initial parameters on every rank
         self.envs = _world(config, self.device, config.batch // self.world_size)
         self.agent = make_agent(config, self.envs.single_observation_space, self.envs.world.num_classes)
         self.agent.to(self.device)
         # fused: one kernel updates every parameter (fewer ops; on this CPU within noise of the per-tensor loop)
-        self.optimizer = torch.optim.AdamW(self.agent.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                           fused=self.device.type in ("cpu", "cuda"))
+        self.optimizer = torch.optim.AdamW(
+            self.agent.parameters(),
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            fused=self.device.type in ("cpu", "cuda"),
+        )
         self.step = torch.compile(self.agent, dynamic=False) if config.compile else self.agent
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed + 1 + self.rank * RANK_SEED_STRIDE)
@@ -327,9 +409,16 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write(self.out / "config.json", json.dumps(dataclasses.asdict(self.config), indent=2).encode())
         buffer = io.BytesIO()
-        state = {"update": self.update, "model": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "generators": generators, "torch_rngs": rngs, "world_size": self.world_size, "digests": digests,
-                 "evals": self.evals}
+        state = {
+            "update": self.update,
+            "model": self.agent.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generators": generators,
+            "torch_rngs": rngs,
+            "world_size": self.world_size,
+            "digests": digests,
+            "evals": self.evals,
+        }
         torch.save({**state, "state_digest": state_digest(state)}, buffer)
         atomic_write(self.out / "checkpoint.pt", buffer.getvalue())
 
@@ -362,8 +451,10 @@ class Trainer:
         state = read_checkpoint(path, self.device)
         saved = state["world_size"]
         if saved != self.world_size:
-            raise ValueError(f"{self.out} was trained with {saved} process(es): resume it with the same number "
-                             f"(torchrun --nproc_per_node={saved}), not {self.world_size}")
+            raise ValueError(
+                f"{self.out} was trained with {saved} process(es): resume it with the same number "
+                f"(torchrun --nproc_per_node={saved}), not {self.world_size}"
+            )
         try:
             self.agent.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -394,17 +485,31 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr()
         if config.algorithm == "ppo":
-            settings = PPOSettings(epochs=config.ppo_epochs, minibatches=config.minibatches,
-                                   clip_range=config.clip_range, gamma=config.gamma, gae_lambda=config.gae_lambda,
-                                   vf_coef=config.vf_coef, ent_coef=config.entropy,
-                                   classify_steps=config.classify_steps)
+            settings = PPOSettings(
+                epochs=config.ppo_epochs,
+                minibatches=config.minibatches,
+                clip_range=config.clip_range,
+                gamma=config.gamma,
+                gae_lambda=config.gae_lambda,
+                vf_coef=config.vf_coef,
+                ent_coef=config.entropy,
+                classify_steps=config.classify_steps,
+            )
             parts = ppo_update(self.agent, self.envs, obs, settings, self.generator, self._optimise)
         else:
             place = None
             if config.algorithm == "q-topdown":
                 place = self.agent.placer(obs, location_decisions(self.envs.world), self.epsilon(), self.generator)
-            episode, _ = rollout(self.agent, self.envs, obs, policy=config.policy, std=self.std(),
-                                 generator=self.generator, step=self.step, place=place)
+            episode, _ = rollout(
+                self.agent,
+                self.envs,
+                obs,
+                policy=config.policy,
+                std=self.std(),
+                generator=self.generator,
+                step=self.step,
+                place=place,
+            )
             loss, parts = hybrid_loss(episode, config.entropy, config.classify_steps)
             if place is not None and place.actions:
                 q_loss, q_mean = q_learning_loss(self.agent, place, episode.reward, config.gamma, config.n_step)
@@ -453,8 +558,12 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             # Events of updates after the checkpoint (a killed run logged them) go: they are trained again.
             writer = SummaryWriter(str(self.out / "tb"), purge_step=self.update + 1 if self.update else 0)
-        bar = tqdm(total=config.steps, initial=self.update, disable=not progress or not lead,
-                   desc=f"{config.agent} {config.env}")
+        bar = tqdm(
+            total=config.steps,
+            initial=self.update,
+            disable=not progress or not lead,
+            desc=f"{config.agent} {config.env}",
+        )
         start, images = time.perf_counter(), 0
         while self.update < config.steps:
             parts = self.train_step()
@@ -469,8 +578,9 @@ class Trainer:
                 writer.add_scalar("train/glimpses_per_s", rate * self.envs.world.n_glimpses, self.update)
             if lead and (self.update % config.eval_every == 0 or self.update == config.steps):
                 result = evaluate(self.agent, config, self.device, split=config.eval_split)
-                self.evals.append({"update": self.update, "env_steps": self.env_steps(), "split": config.eval_split,
-                                   **result})
+                self.evals.append(
+                    {"update": self.update, "env_steps": self.env_steps(), "split": config.eval_split, **result}
+                )
                 writer.add_scalar(f"eval/{config.eval_split}_accuracy", result["accuracy"], self.update)
                 self._write_evals()
             if self.update % config.checkpoint_every == 0 or self.update == config.steps:
@@ -482,8 +592,14 @@ class Trainer:
 
 
 @torch.no_grad()
-def evaluate(agent: nn.Module, config: TrainConfig, device: torch.device, split: str = "test", mc: int = 1,
-             limit: int | None = None) -> dict[str, float]:
+def evaluate(
+    agent: nn.Module,
+    config: TrainConfig,
+    device: torch.device,
+    split: str = "test",
+    mc: int = 1,
+    limit: int | None = None,
+) -> dict[str, float]:
     """Accuracy and mean pixels seen over every image of ``split`` once (the first ``limit`` if given), in the
     world of ``env_kwargs`` with ``eval_env_kwargs`` over them and no ``shift``.
 
@@ -507,8 +623,9 @@ def evaluate(agent: nn.Module, config: TrainConfig, device: torch.device, split:
         probabilities, keep = 0.0, min(batch, total - start)
         for _ in range(mc):
             obs, _ = envs.reset(options={"index": index})
-            episode, _ = rollout(agent, envs, obs, policy=config.policy, std=std, deterministic=mc == 1,
-                                 generator=generator)
+            episode, _ = rollout(
+                agent, envs, obs, policy=config.policy, std=std, deterministic=mc == 1, generator=generator
+            )
             probabilities = probabilities + torch.softmax(episode.logits, dim=1)
         prediction = probabilities.argmax(1)[:keep]
         correct += int((prediction == episode.labels[:keep]).sum())
@@ -518,8 +635,9 @@ def evaluate(agent: nn.Module, config: TrainConfig, device: torch.device, split:
 
 
 @torch.no_grad()
-def trace(agent: nn.Module, config: TrainConfig, device: torch.device, split: str = "test",
-          examples: int = 8) -> dict[str, Any]:
+def trace(
+    agent: nn.Module, config: TrainConfig, device: torch.device, split: str = "test", examples: int = 8
+) -> dict[str, Any]:
     """The first ``examples`` images of ``split``, with where the agent looked (``locs``: (n, T, 2)), what it
     answered and the truth: the material of glimpse pictures."""
     agent.eval()
@@ -528,8 +646,9 @@ def trace(agent: nn.Module, config: TrainConfig, device: torch.device, split: st
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed + 7)
     locations: list[torch.Tensor] = []
-    episode, _ = rollout(agent, envs, obs, policy=config.policy, deterministic=True, generator=generator,
-                         locations=locations)
+    episode, _ = rollout(
+        agent, envs, obs, policy=config.policy, deterministic=True, generator=generator, locations=locations
+    )
     world = envs.world
     if isinstance(envs.dataset, LargeImageDataset):  # pictures of canvases too large to draw: their overviews
         overviews = [envs.dataset.overview(i) for i in range(examples)]
@@ -541,9 +660,13 @@ def trace(agent: nn.Module, config: TrainConfig, device: torch.device, split: st
         """The glimpse boxes at full size, scaled to the picture (an overview's factor)."""
         return world.geometry.boxes(loc, world.height, world.width) // factor
 
-    return {"images": images, "locs": torch.stack(locations, dim=1).cpu().numpy(),
-            "predictions": episode.logits.argmax(1).tolist(), "labels": episode.labels.tolist(),
-            "boxes_of": boxes_of}
+    return {
+        "images": images,
+        "locs": torch.stack(locations, dim=1).cpu().numpy(),
+        "predictions": episode.logits.argmax(1).tolist(),
+        "labels": episode.labels.tolist(),
+        "boxes_of": boxes_of,
+    }
 
 
 def load_run(out: str | os.PathLike, device: str = "auto") -> tuple[TrainConfig, nn.Module, torch.device]:

@@ -53,14 +53,28 @@ AGENTS = {
 def ours(world: str, name: str, updates: int, seed: int, out: str) -> dict:
     """Train and test one of our agents."""
     env_id, kwargs, split, test_kwargs, _ = WORLDS[world]
-    config = TrainConfig(env=env_id, env_kwargs=dict(kwargs), eval_split=split, eval_env_kwargs=dict(test_kwargs),
-                         steps=updates, batch=BATCH, seed=seed, device="cpu", eval_every=updates,
-                         checkpoint_every=updates, **AGENTS[name][1])
+    config = TrainConfig(
+        env=env_id,
+        env_kwargs=dict(kwargs),
+        eval_split=split,
+        eval_env_kwargs=dict(test_kwargs),
+        steps=updates,
+        batch=BATCH,
+        seed=seed,
+        device="cpu",
+        eval_every=updates,
+        checkpoint_every=updates,
+        **AGENTS[name][1],
+    )
     trainer = Trainer(config, f"{out}/{world}-{name}")
     trainer.run(progress=False)
     result = evaluate(trainer.agent, config, trainer.device, split=split, limit=TEST_IMAGES)
-    return dict(accuracy=result["accuracy"], glimpses=float(trainer.envs.world.n_glimpses),
-                pixels_seen=result["pixels_seen"], env_steps=trainer.env_steps())
+    return dict(
+        accuracy=result["accuracy"],
+        glimpses=float(trainer.envs.world.n_glimpses),
+        pixels_seen=result["pixels_seen"],
+        env_steps=trainer.env_steps(),
+    )
 
 
 def sb3(world: str, name: str, updates: int, seed: int, out: str) -> dict:
@@ -76,14 +90,37 @@ def sb3(world: str, name: str, updates: int, seed: int, out: str) -> dict:
     envs = VecEnv(gym.make_vec(env_id, num_envs=64, device="cpu", action_mode="discrete", **kwargs))
     arch = dict(net_arch=[256, 256])
     if name == "dqn":
-        model = DQN("MultiInputPolicy", envs, learning_rate=5e-4, buffer_size=50_000, learning_starts=5_000,
-                    batch_size=256, gamma=0.99, train_freq=1, gradient_steps=2, target_update_interval=2_000,
-                    exploration_fraction=0.3, exploration_final_eps=0.05, policy_kwargs=arch, seed=seed,
-                    device="cpu")
+        model = DQN(
+            "MultiInputPolicy",
+            envs,
+            learning_rate=5e-4,
+            buffer_size=50_000,
+            learning_starts=5_000,
+            batch_size=256,
+            gamma=0.99,
+            train_freq=1,
+            gradient_steps=2,
+            target_update_interval=2_000,
+            exploration_fraction=0.3,
+            exploration_final_eps=0.05,
+            policy_kwargs=arch,
+            seed=seed,
+            device="cpu",
+        )
     else:
-        model = PPO("MultiInputPolicy", envs, n_steps=32, batch_size=512, n_epochs=4, learning_rate=3e-4,
-                    ent_coef=0.01, gamma=1.0, policy_kwargs=dict(net_arch=dict(pi=[256, 256], vf=[256, 256])),
-                    seed=seed, device="cpu")
+        model = PPO(
+            "MultiInputPolicy",
+            envs,
+            n_steps=32,
+            batch_size=512,
+            n_epochs=4,
+            learning_rate=3e-4,
+            ent_coef=0.01,
+            gamma=1.0,
+            policy_kwargs=dict(net_arch=dict(pi=[256, 256], vf=[256, 256])),
+            seed=seed,
+            device="cpu",
+        )
     model.learn(steps)
     test_world = {**kwargs, **test_kwargs, "split": split, "shift": 0, "action_mode": "discrete"}
     result = evaluate_sb3(model, gym.make_vec(env_id, num_envs=TEST_IMAGES, device="cpu", **test_world))
@@ -96,9 +133,12 @@ def run(world: str, name: str, scale: float, seed: int, out: str) -> tuple[str, 
     start = time.perf_counter()
     result = (ours if AGENTS[name][1] is not None else sb3)(world, name, updates, seed, out)
     result["wall_s"] = time.perf_counter() - start
-    print(f"agents world={WORLDS[world][0]} agent={name} test_accuracy={result['accuracy']:.4f} "
-          f"mean_glimpses={result['glimpses']:.2f} pixels_seen={result['pixels_seen']:.3f} "
-          f"wall_s={result['wall_s']:.0f} env_steps={result['env_steps']}", flush=True)
+    print(
+        f"agents world={WORLDS[world][0]} agent={name} test_accuracy={result['accuracy']:.4f} "
+        f"mean_glimpses={result['glimpses']:.2f} pixels_seen={result['pixels_seen']:.3f} "
+        f"wall_s={result['wall_s']:.0f} env_steps={result['env_steps']}",
+        flush=True,
+    )
     return world, name, result
 
 
@@ -117,8 +157,9 @@ def main() -> None:
     runs = [(world, name) for world in args.worlds for name in args.agents]
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=spawn, initializer=torch.set_num_threads,
-                             initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(
+        args.jobs, mp_context=spawn, initializer=torch.set_num_threads, initargs=(threads,)
+    ) as pool:
         futures = [pool.submit(run, world, name, args.scale, args.seed, args.out) for world, name in runs]
         results = {(world, name): result for world, name, result in (f.result() for f in futures)}
     header = "| agent | " + " | ".join(WORLDS[w][0] for w in args.worlds) + " |"
@@ -126,14 +167,23 @@ def main() -> None:
     print("|" + "---|" * (len(args.worlds) + 1))
     for name in args.agents:
         cells = [results[(w, name)] for w in args.worlds]
-        print(f"| {AGENTS[name][0]} | " + " | ".join(
-            f"{100 * r['accuracy']:.1f} % ({r['glimpses']:.1f} gl, {100 * r['pixels_seen']:.0f} % px, "
-            f"{r['wall_s']:.0f} s)" for r in cells) + " |")
+        print(
+            f"| {AGENTS[name][0]} | "
+            + " | ".join(
+                f"{100 * r['accuracy']:.1f} % ({r['glimpses']:.1f} gl, {100 * r['pixels_seen']:.0f} % px, "
+                f"{r['wall_s']:.0f} s)"
+                for r in cells
+            )
+            + " |"
+        )
     if "cluttered100" in args.worlds and {"ram", "topdown"} <= set(args.agents):
         gap = 100 * (results[("cluttered100", "topdown")]["accuracy"] - results[("cluttered100", "ram")]["accuracy"])
         print(f"agents world=GlimpseClutteredMNIST100-v0 gap_topdown_minus_ram={gap:+.1f} points", flush=True)
-    print(f"agents total_wall_s={time.perf_counter() - start:.0f} jobs={args.jobs} threads_per_job={threads} "
-          f"scale={args.scale}", flush=True)
+    print(
+        f"agents total_wall_s={time.perf_counter() - start:.0f} jobs={args.jobs} threads_per_job={threads} "
+        f"scale={args.scale}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Images/s of the procedural worlds on one core (OpenCV limited to one thread), one result line each.
 
-    python benchmarks/data_generation.py [--images 30720] [--repeats 3]
+python benchmarks/data_generation.py [--images 30720] [--repeats 3]
 """
 
 from __future__ import annotations

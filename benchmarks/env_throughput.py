@@ -63,8 +63,7 @@ def steps_per_second(env: gym.Env, actions: np.ndarray, repeats: int) -> float:
     return best
 
 
-WORLDS = {"GlimpseMNIST-v0": dict(data_dir=MNIST_DIR, split="test", download=False),
-          "GlimpseHouseNumbers-v0": dict()}
+WORLDS = {"GlimpseMNIST-v0": dict(data_dir=MNIST_DIR, split="test", download=False), "GlimpseHouseNumbers-v0": dict()}
 
 
 def single(args) -> dict[str, float]:
@@ -84,8 +83,11 @@ def single(args) -> dict[str, float]:
             baseline_env.unwrapped.sensor = ReferenceSensor(baseline_env.unwrapped.sensor.geometry)
             baseline = steps_per_second(baseline_env, actions[: args.steps // 4], max(2, args.repeats // 2))
             rates.setdefault(env_id, ours)
-            print(f"env_throughput id={env_id} mode={mode} envs=1 steps_per_s={ours:,.0f} "
-                  f"naive_crop_resize_baseline={baseline:,.0f} ratio={ours / baseline:.1f}x target>=30,000", flush=True)
+            print(
+                f"env_throughput id={env_id} mode={mode} envs=1 steps_per_s={ours:,.0f} "
+                f"naive_crop_resize_baseline={baseline:,.0f} ratio={ours / baseline:.1f}x target>=30,000",
+                flush=True,
+            )
     return rates
 
 
@@ -122,14 +124,23 @@ def batched(args, single_rates: dict[str, float]) -> None:
                 envs = gym.make_vec(env_id, num_envs=n, device=device, compile=args.compile, **kwargs)
                 rate = batched_steps_per_second(envs, 240, args.repeats)
                 versus = f" vs_single_env={rate / single_rates[env_id]:.1f}x" if env_id in single_rates else ""
-                target = " target>=700,000" if device == "cpu" and n == 1024 else (
-                    " target>=50,000,000(H100)" if n == 65_536 else "")
+                target = (
+                    " target>=700,000"
+                    if device == "cpu" and n == 1024
+                    else (" target>=50,000,000(H100)" if n == 65_536 else "")
+                )
                 memory = envs.memory_bytes()
-                print(f"env_throughput id={env_id} mode=continuous device={device} envs={n} compile={args.compile} "
-                      f"steps_per_s={rate:,.0f}{versus}{target}", flush=True)
+                print(
+                    f"env_throughput id={env_id} mode=continuous device={device} envs={n} compile={args.compile} "
+                    f"steps_per_s={rate:,.0f}{versus}{target}",
+                    flush=True,
+                )
                 if n == sizes[-1]:
-                    print(f"env_memory id={env_id} device={device} dataset_bytes={memory['dataset']:,} "
-                          f"bytes_per_env={memory['per_env']:,}", flush=True)
+                    print(
+                        f"env_memory id={env_id} device={device} dataset_bytes={memory['dataset']:,} "
+                        f"bytes_per_env={memory['per_env']:,}",
+                        flush=True,
+                    )
 
 
 def scaling(args) -> None:
@@ -141,8 +152,11 @@ def scaling(args) -> None:
         rate = batched_steps_per_second(envs, 120, args.repeats)
         times[side] = 256 / rate
         memory = envs.memory_bytes()
-        print(f"env_scaling canvas={side}x{side} envs=256 step_ms={times[side] * 1e3:.3f} "
-              f"dataset_bytes={memory['dataset']:,} bytes_per_env={memory['per_env']:,}", flush=True)
+        print(
+            f"env_scaling canvas={side}x{side} envs=256 step_ms={times[side] * 1e3:.3f} "
+            f"dataset_bytes={memory['dataset']:,} bytes_per_env={memory['per_env']:,}",
+            flush=True,
+        )
     print(f"env_scaling step_time_ratio_4096^2/64^2={times[4096] / times[64]:.2f} target<=1.25", flush=True)
 
 
@@ -151,8 +165,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", choices=["single", "batched", "scaling"])
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
-                        help="torch.compile the batched env's whole-batch paths (default; --no-compile: eager)")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="torch.compile the batched env's whole-batch paths (default; --no-compile: eager)",
+    )
     args = parser.parse_args()
     rates = single(args) if args.only in (None, "single") else {}
     if args.only in (None, "batched"):

@@ -46,14 +46,25 @@ class Report:
     def __init__(self, device: torch.device) -> None:
         self.device, self.rows = device, []
 
-    def add(self, figure: str, setting: str, value: float, unit: str, cpu: float | None = None,
-            reference: str = "") -> None:
-        row = {"figure": figure, "device": self.device.type, "setting": setting, "value": round(value, 3),
-               "unit": unit, "cpu_value": "" if cpu is None else round(cpu, 3), "reference": reference}
+    def add(
+        self, figure: str, setting: str, value: float, unit: str, cpu: float | None = None, reference: str = ""
+    ) -> None:
+        row = {
+            "figure": figure,
+            "device": self.device.type,
+            "setting": setting,
+            "value": round(value, 3),
+            "unit": unit,
+            "cpu_value": "" if cpu is None else round(cpu, 3),
+            "reference": reference,
+        }
         self.rows.append(row)
         extra = "" if cpu is None else f" cpu={cpu:,.1f}"
-        print(f"gpu_check {figure} device={self.device.type} {setting} {unit}={value:,.1f}{extra}"
-              f"{' ' + reference if reference else ''}", flush=True)
+        print(
+            f"gpu_check {figure} device={self.device.type} {setting} {unit}={value:,.1f}{extra}"
+            f"{' ' + reference if reference else ''}",
+            flush=True,
+        )
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,17 +98,28 @@ def env_steps_per_second(env_id: str, num_envs: int, device: torch.device, steps
     synchronize(device)
     rate = steps * num_envs / (time.perf_counter() - start)
     memory = envs.memory_bytes()
-    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-            else memory["dataset"] + memory["per_env"] * num_envs)
+    peak = (
+        torch.cuda.max_memory_allocated(device)
+        if device.type == "cuda"
+        else memory["dataset"] + memory["per_env"] * num_envs
+    )
     return rate, peak
 
 
-def time_to_accuracy(device: torch.device, target: float, budget: float, batch: int, chunk: int,
-                     out: Path) -> tuple[float | None, float, int]:
+def time_to_accuracy(
+    device: torch.device, target: float, budget: float, batch: int, chunk: int, out: Path
+) -> tuple[float | None, float, int]:
     """(seconds of training until the t10k-test accuracy reached ``target``, or None; best accuracy; updates)."""
     env_kwargs = {**train_speed.MNIST, "shift": 2}
-    config = TrainConfig(env="GlimpseMNIST-v0", env_kwargs=env_kwargs, eval_split="t10k-test", batch=batch,
-                         steps=10**6, device=str(device), **RAM_RECIPE)
+    config = TrainConfig(
+        env="GlimpseMNIST-v0",
+        env_kwargs=env_kwargs,
+        eval_split="t10k-test",
+        batch=batch,
+        steps=10**6,
+        device=str(device),
+        **RAM_RECIPE,
+    )
     trainer = Trainer(config, out)
     trained, best = 0.0, 0.0
     while trained < budget:
@@ -131,8 +153,13 @@ def main() -> None:
         cpu_rate = env_steps_per_second(env_id, env_sizes[0], cpu, env_steps)[0] if device.type == "cuda" else None
         for num_envs in env_sizes:
             rate, peak = env_steps_per_second(env_id, num_envs, device, env_steps)
-            report.add("env_steps", f"id={env_id} envs={num_envs} peak_mb={peak / 2**20:,.0f}", rate, "steps_per_s",
-                       cpu_rate if num_envs == env_sizes[0] else None)
+            report.add(
+                "env_steps",
+                f"id={env_id} envs={num_envs} peak_mb={peak / 2**20:,.0f}",
+                rate,
+                "steps_per_s",
+                cpu_rate if num_envs == env_sizes[0] else None,
+            )
 
     batches, updates, repeats = ((16, 32) if quick else (1024, 4096)), (2 if quick else 20), (1 if quick else 3)
     for batch in batches:
@@ -142,16 +169,26 @@ def main() -> None:
             if compiled and quick:
                 continue  # compiling takes minutes on the CPU: the full run measures it
             rate = train_speed.images_per_second(batch, str(device), compiled, updates, repeats)
-            report.add("ram_training", f"batch={batch} compile={compiled}", rate, "images_per_s",
-                       None if compiled else cpu_rate,
-                       reference=f"reference_style={reference:,.0f} ratio={rate / reference:.1f}x")
+            report.add(
+                "ram_training",
+                f"batch={batch} compile={compiled}",
+                rate,
+                "images_per_s",
+                None if compiled else cpu_rate,
+                reference=f"reference_style={reference:,.0f} ratio={rate / reference:.1f}x",
+            )
 
     batch = 64 if quick else 4096
     for glimpses in (3, 6):
         rates = {}
         for where in [device] + ([cpu] if device.type == "cuda" else []):
-            envs = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=batch, device=where, n_glimpses=glimpses,
-                                **{**inference.WORLD, "size": max(batch, 1024)})
+            envs = gym.make_vec(
+                "GlimpseHouseNumbers-v0",
+                num_envs=batch,
+                device=where,
+                n_glimpses=glimpses,
+                **{**inference.WORLD, "size": max(batch, 1024)},
+            )
             space, classes = envs.single_observation_space, envs.world.num_classes
             for name in ("ram", "gam"):
                 agent = make_agent(TrainConfig(agent=name), space, classes).to(where).eval()
@@ -159,16 +196,26 @@ def main() -> None:
                 rates[where.type, name] = inference.images_per_second(agent, envs, repeats_here, where)
         for name in ("ram", "gam"):
             rate, paper = rates[device.type, name], PAPER_TABLE_4[glimpses][name]
-            report.add("inference", f"agent={name} glimpses={glimpses} batch={batch}", rate, "images_per_s",
-                       rates.get(("cpu", name)) if device.type == "cuda" else None,
-                       reference=f"paper_rtx3080={paper:,} ratio={rate / paper:.1f}x")
+            report.add(
+                "inference",
+                f"agent={name} glimpses={glimpses} batch={batch}",
+                rate,
+                "images_per_s",
+                rates.get(("cpu", name)) if device.type == "cuda" else None,
+                reference=f"paper_rtx3080={paper:,} ratio={rate / paper:.1f}x",
+            )
 
     budget = 5.0 if quick else args.budget
-    seconds, best, done = time_to_accuracy(device, 0.98, budget, 32 if quick else 512, 5 if quick else 100,
-                                           args.csv.parent / "time_to_accuracy")
+    seconds, best, done = time_to_accuracy(
+        device, 0.98, budget, 32 if quick else 512, 5 if quick else 100, args.csv.parent / "time_to_accuracy"
+    )
     setting = f"target=0.98 budget_s={budget:.0f} updates={done} best_accuracy={best:.4f}"
-    report.add("time_to_98", setting + (" reached" if seconds is not None else " not_reached"),
-               seconds if seconds is not None else budget, "seconds")
+    report.add(
+        "time_to_98",
+        setting + (" reached" if seconds is not None else " not_reached"),
+        seconds if seconds is not None else budget,
+        "seconds",
+    )
     report.write(args.csv)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"gpu_check wrote {args.csv} ({len(report.rows)} figures; host peak RSS {rss:,.0f} MB)", flush=True)

@@ -49,8 +49,9 @@ def train_and_test(x_train, y_train, x_test, y_test, epochs: int, seed: int) -> 
     mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-3)
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(x_train.shape[1], 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
-                          nn.Linear(256, 10))
+    model = nn.Sequential(
+        nn.Linear(x_train.shape[1], 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10)
+    )
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
@@ -82,10 +83,14 @@ def main() -> None:
         x_train = glimpse_features(train_images, policy_locations(name, train.meta("centre")))
         x_test = glimpse_features(test_images, policy_locations(name, test.meta("centre")))
         results[name] = train_and_test(x_train, y_train, x_test, y_test, args.epochs, args.seed)
-        print(f"house_numbers_difficulty policy={name} glimpses=6x(2x12x12) test_accuracy={results[name]:.3f} "
-              f"train_images={args.train} epochs={args.epochs} seconds={time.perf_counter() - start:.0f}", flush=True)
-    print(f"house_numbers_difficulty gap_look_at_digit_minus_centre="
-          f"{results['look_at_digit'] - results['centre']:+.3f}")
+        print(
+            f"house_numbers_difficulty policy={name} glimpses=6x(2x12x12) test_accuracy={results[name]:.3f} "
+            f"train_images={args.train} epochs={args.epochs} seconds={time.perf_counter() - start:.0f}",
+            flush=True,
+        )
+    print(
+        f"house_numbers_difficulty gap_look_at_digit_minus_centre={results['look_at_digit'] - results['centre']:+.3f}"
+    )
 
 
 if __name__ == "__main__":

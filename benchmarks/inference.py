@@ -38,8 +38,9 @@ class RecomputingGAM:
     def __call__(self, glimpse: torch.Tensor, loc: torch.Tensor, state: dict):
         state["glimpses"].append(glimpse)
         state["locs"].append(loc)
-        logits, means, baselines = self.model.sequence(torch.stack(state["glimpses"], 1),
-                                                       torch.stack(state["locs"], 1), state["context"])
+        logits, means, baselines = self.model.sequence(
+            torch.stack(state["glimpses"], 1), torch.stack(state["locs"], 1), state["context"]
+        )
         return state, logits[:, -1], means[:, -1], baselines[:, -1]
 
 
@@ -70,18 +71,22 @@ def main() -> None:
     device = resolve_device(args.device)
     torch.manual_seed(0)
     for glimpses in (3, 6):
-        envs = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=args.batch, device=device, n_glimpses=glimpses,
-                            **WORLD)
+        envs = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=args.batch, device=device, n_glimpses=glimpses, **WORLD)
         space, classes = envs.single_observation_space, envs.world.num_classes
         ram = make_agent(TrainConfig(agent="ram"), space, classes).to(device).eval()
         gam = make_agent(TrainConfig(agent="gam"), space, classes).to(device).eval()
-        rates = {name: images_per_second(agent, envs, args.repeats, device)
-                 for name, agent in (("ram", ram), ("gam", gam), ("gam_recomputing", RecomputingGAM(gam)))}
-        print(f"inference glimpses={glimpses} patch=8 image=32x32x3 batch={args.batch} device={device.type} "
-              f"ram_images_per_s={rates['ram']:,.0f} gam_images_per_s={rates['gam']:,.0f} "
-              f"gam_over_ram={rates['gam'] / rates['ram']:.2f} "
-              f"gam_recomputing_images_per_s={rates['gam_recomputing']:,.0f} "
-              f"cache_speedup={rates['gam'] / rates['gam_recomputing']:.2f}x", flush=True)
+        rates = {
+            name: images_per_second(agent, envs, args.repeats, device)
+            for name, agent in (("ram", ram), ("gam", gam), ("gam_recomputing", RecomputingGAM(gam)))
+        }
+        print(
+            f"inference glimpses={glimpses} patch=8 image=32x32x3 batch={args.batch} device={device.type} "
+            f"ram_images_per_s={rates['ram']:,.0f} gam_images_per_s={rates['gam']:,.0f} "
+            f"gam_over_ram={rates['gam'] / rates['ram']:.2f} "
+            f"gam_recomputing_images_per_s={rates['gam_recomputing']:,.0f} "
+            f"cache_speedup={rates['gam'] / rates['gam_recomputing']:.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -97,8 +97,9 @@ def conv_forward_s(side: int) -> str:
     need = side * side * 4 * 3  # input, and outputs of 8 channels at a quarter and 1/16 of the pixels, float32
     if need > 12 * 2**30:
         return f"skipped(needs~{need / 2**30:.0f}GiB)"
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
-                              torch.nn.Conv2d(8, 8, 3, stride=2, padding=1))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, stride=2, padding=1)
+    )
     image = torch.rand(1, 1, side, side)
     with torch.no_grad():
         start = time.perf_counter()
@@ -162,11 +163,14 @@ def main() -> None:
         single = {side: statistics.median(times[side][0]) for side in sizes}
         batched = {side: statistics.median(times[side][1]) for side in sizes}
         for side in sizes:
-            print(f"large_images canvas={side}x{side} disk_gb={built[side][1]:.2f} tables_s={built[side][0]:.1f} "
-                  f"single_step_us={single[side]:.1f} batched256_step_ms={batched[side]:.2f} "
-                  f"(rounds: single {min(times[side][0]):.0f}-{max(times[side][0]):.0f}, batched "
-                  f"{min(times[side][1]):.2f}-{max(times[side][1]):.2f}) "
-                  f"anon_mem_mb_after_this_size={memory[side]:.0f} tables_in_2mb_pages={huge[side]:.2f}", flush=True)
+            print(
+                f"large_images canvas={side}x{side} disk_gb={built[side][1]:.2f} tables_s={built[side][0]:.1f} "
+                f"single_step_us={single[side]:.1f} batched256_step_ms={batched[side]:.2f} "
+                f"(rounds: single {min(times[side][0]):.0f}-{max(times[side][0]):.0f}, batched "
+                f"{min(times[side][1]):.2f}-{max(times[side][1]):.2f}) "
+                f"anon_mem_mb_after_this_size={memory[side]:.0f} tables_in_2mb_pages={huge[side]:.2f}",
+                flush=True,
+            )
     finally:
         worlds.clear()
         shutil.rmtree(root, ignore_errors=True)
@@ -174,13 +178,17 @@ def main() -> None:
         print(f"large_images canvas={side}x{side} conv_forward_s={conv_forward_s(side)} (whole image, 1 thread)")
     low = min(sizes)
     middle = 4096 if 4096 in sizes and high > 4096 else low
-    print(f"large_images ratio_{high}_over_{low} single={single[high] / single[low]:.2f} "
-          f"batched={batched[high] / batched[low]:.2f} (target <= 1.25); ratio_{high}_over_{middle} "
-          f"single={single[high] / single[middle]:.2f} batched={batched[high] / batched[middle]:.2f} "
-          f"(medians of {args.rounds} interleaved rounds)")
-    print(f"large_images canvas={high}x{high} confined_batched256_step_ms={statistics.median(confined):.2f} "
-          f"ratio_over_{low}={statistics.median(confined) / batched[low]:.2f} (glimpses within a 64-pixel square: "
-          f"the same reads from the core's caches; the rest of ratio_{high}_over_{low} is reads from memory)")
+    print(
+        f"large_images ratio_{high}_over_{low} single={single[high] / single[low]:.2f} "
+        f"batched={batched[high] / batched[low]:.2f} (target <= 1.25); ratio_{high}_over_{middle} "
+        f"single={single[high] / single[middle]:.2f} batched={batched[high] / batched[middle]:.2f} "
+        f"(medians of {args.rounds} interleaved rounds)"
+    )
+    print(
+        f"large_images canvas={high}x{high} confined_batched256_step_ms={statistics.median(confined):.2f} "
+        f"ratio_over_{low}={statistics.median(confined) / batched[low]:.2f} (glimpses within a 64-pixel square: "
+        f"the same reads from the core's caches; the rest of ratio_{high}_over_{low} is reads from memory)"
+    )
 
 
 if __name__ == "__main__":

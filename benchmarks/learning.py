@@ -49,8 +49,13 @@ CLUTTER = dict(T10K, size=48_000)
 WORLDS = {  # name: (env id, env kwargs, eval split, updates at scale 1, extra config)
     "mnist": ("GlimpseMNIST-v0", T10K, "t10k-test", 6000, OPTIMISER),
     "translated": ("GlimpseTranslatedMNIST-v0", T10K, "t10k-test", 3000, OPTIMISER),
-    "cluttered": ("GlimpseClutteredMNIST-v0", CLUTTER, "t10k-test", 3000,
-                  dict(OPTIMISER, eval_env_kwargs={"size": None})),
+    "cluttered": (
+        "GlimpseClutteredMNIST-v0",
+        CLUTTER,
+        "t10k-test",
+        3000,
+        dict(OPTIMISER, eval_env_kwargs={"size": None}),
+    ),
     "house": ("GlimpseHouseNumbers-v0", dict(size=60_000, shift=2), "test", 3000, OPTIMISER),
 }
 # GAM: its paper's model (width 64, one encoder and one decoder layer, context 12x12) with RAM's schedule here:
@@ -75,8 +80,17 @@ WORLDS = {  # name: (env id, env kwargs, eval split, updates at scale 1, extra c
 GAM = dict(lr=1e-3, lr_final=1e-4, warmup=500, classify_steps="all", hidden=128, encoder_skip=True)
 
 
-def run(name: str, agent: str, policy: str, scale: float, mc: int, device: str, seed: int, out: str,
-        encoder_skip: bool = GAM["encoder_skip"]) -> tuple[float, float | None]:
+def run(
+    name: str,
+    agent: str,
+    policy: str,
+    scale: float,
+    mc: int,
+    device: str,
+    seed: int,
+    out: str,
+    encoder_skip: bool = GAM["encoder_skip"],
+) -> tuple[float, float | None]:
     """Train and test one agent on one world; print its line; return its mean-path accuracy and its accuracy
     with ``mc`` sampled paths (None when ``mc`` is 1)."""
     env_id, kwargs, split, updates, extra = WORLDS[name]
@@ -86,9 +100,20 @@ def run(name: str, agent: str, policy: str, scale: float, mc: int, device: str, 
         extra["encoder_skip"] = encoder_skip
         folder += "" if encoder_skip else "-no-skip"
     steps = max(1, int(updates * scale))
-    config = TrainConfig(agent=agent, env=env_id, env_kwargs=dict(kwargs), eval_split=split, policy=policy,
-                         steps=steps, batch=128, seed=seed, device=device, eval_every=max(steps // 4, 1),
-                         checkpoint_every=steps, **extra)
+    config = TrainConfig(
+        agent=agent,
+        env=env_id,
+        env_kwargs=dict(kwargs),
+        eval_split=split,
+        policy=policy,
+        steps=steps,
+        batch=128,
+        seed=seed,
+        device=device,
+        eval_every=max(steps // 4, 1),
+        checkpoint_every=steps,
+        **extra,
+    )
     start = time.perf_counter()
     trainer = Trainer(config, folder)
     trainer.run(progress=False)
@@ -98,12 +123,17 @@ def run(name: str, agent: str, policy: str, scale: float, mc: int, device: str, 
     if mc > 1:
         mc_accuracy = evaluate(trainer.agent, config, trainer.device, split=split, mc=mc)["accuracy"]
         sampled = f"test_accuracy_mc{mc}={mc_accuracy:.4f} "
-    model = (f"agent=ram core={config.core}" if agent == "ram"
-             else f"agent=gam hidden={config.hidden} encoder_skip={config.encoder_skip}")
-    print(f"learning world={env_id} {model} policy={policy} "
-          f"test_accuracy={result['accuracy']:.4f} {sampled}pixels_seen={result['pixels_seen']:.3f} "
-          f"test_images={result['images']} updates={steps} episodes={steps * 128} seed={seed} wall_s={wall:.0f}",
-          flush=True)
+    model = (
+        f"agent=ram core={config.core}"
+        if agent == "ram"
+        else f"agent=gam hidden={config.hidden} encoder_skip={config.encoder_skip}"
+    )
+    print(
+        f"learning world={env_id} {model} policy={policy} "
+        f"test_accuracy={result['accuracy']:.4f} {sampled}pixels_seen={result['pixels_seen']:.3f} "
+        f"test_images={result['images']} updates={steps} episodes={steps * 128} seed={seed} wall_s={wall:.0f}",
+        flush=True,
+    )
     return result["accuracy"], mc_accuracy
 
 
@@ -111,19 +141,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worlds", nargs="+", default=list(WORLDS), choices=list(WORLDS))
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every update budget")
-    parser.add_argument("--policies", nargs="+", default=["learned", "random"], choices=["learned", "random"],
-                        help="RAM's learned locations and/or the random-location baseline")
-    parser.add_argument("--agents", nargs="+", default=["ram"], choices=["ram", "gam"],
-                        help="gam: also GAM with learned locations (the baseline rows stay RAM's)")
-    parser.add_argument("--gam-encoder-skip", action=argparse.BooleanOptionalAction, default=GAM["encoder_skip"],
-                        help="GAM's location head also reads the newest encoder token (--no-gam-encoder-skip: the "
-                             "paper's head, the decoder output alone)")
-    parser.add_argument("--mc", type=int, default=10,
-                        help="also test with M sampled location paths averaged (Monte Carlo); 1: mean path only")
+    parser.add_argument(
+        "--policies",
+        nargs="+",
+        default=["learned", "random"],
+        choices=["learned", "random"],
+        help="RAM's learned locations and/or the random-location baseline",
+    )
+    parser.add_argument(
+        "--agents",
+        nargs="+",
+        default=["ram"],
+        choices=["ram", "gam"],
+        help="gam: also GAM with learned locations (the baseline rows stay RAM's)",
+    )
+    parser.add_argument(
+        "--gam-encoder-skip",
+        action=argparse.BooleanOptionalAction,
+        default=GAM["encoder_skip"],
+        help="GAM's location head also reads the newest encoder token (--no-gam-encoder-skip: the "
+        "paper's head, the decoder output alone)",
+    )
+    parser.add_argument(
+        "--mc",
+        type=int,
+        default=10,
+        help="also test with M sampled location paths averaged (Monte Carlo); 1: mean path only",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, the cores shared among them")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, nargs="+", default=[0],
-                        help="one or more seeds; with several, each world's gaps are also averaged over them")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="one or more seeds; with several, each world's gaps are also averaged over them",
+    )
     parser.add_argument("--out", default="runs/learning")
     args = parser.parse_args()
     if args.jobs < 1:
@@ -136,16 +189,28 @@ def main() -> None:
     runs.sort(key=lambda item: -WORLDS[item[0]][3] * (3 if item[1] == "gam" else 1))  # longest first
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=spawn, initializer=torch.set_num_threads,
-                             initargs=(threads,)) as pool:
-        futures = {item: pool.submit(run, *item[:3], args.scale, args.mc, args.device, item[3],
-                                     args.out if len(seeds) == 1 else f"{args.out}/seed{item[3]}",
-                                     args.gam_encoder_skip)
-                   for item in runs}
+    with ProcessPoolExecutor(
+        args.jobs, mp_context=spawn, initializer=torch.set_num_threads, initargs=(threads,)
+    ) as pool:
+        futures = {
+            item: pool.submit(
+                run,
+                *item[:3],
+                args.scale,
+                args.mc,
+                args.device,
+                item[3],
+                args.out if len(seeds) == 1 else f"{args.out}/seed{item[3]}",
+                args.gam_encoder_skip,
+            )
+            for item in runs
+        }
         results = {item: future.result() for item, future in futures.items()}
     for name in args.worlds:
-        for other, label, sign in (("ram", "random"), "gap_ram_minus_random", -1), (("gam", "learned"),
-                                                                                     "gap_gam_minus_ram", 1):
+        for other, label, sign in (
+            (("ram", "random"), "gap_ram_minus_random", -1),
+            (("gam", "learned"), "gap_gam_minus_ram", 1),
+        ):
             gaps = []  # (mean path, sampled paths or None) per seed with both runs, in points
             for seed in seeds:
                 ram, them = results.get((name, "ram", "learned", seed)), results.get((name, *other, seed))
@@ -155,16 +220,23 @@ def main() -> None:
                 sampled = None if ram[1] is None else sign * 100 * (them[1] - ram[1])
                 gaps.append((path, sampled))
                 extra = "" if sampled is None else f" {sampled:+.2f} (mc{args.mc})"
-                print(f"learning world={WORLDS[name][0]} seed={seed} {label}={path:+.2f} points (mean paths)"
-                      f"{extra}", flush=True)
+                print(
+                    f"learning world={WORLDS[name][0]} seed={seed} {label}={path:+.2f} points (mean paths){extra}",
+                    flush=True,
+                )
             if len(gaps) > 1:
                 paths = [path for path, _ in gaps]
                 sampled_gaps = [value for _, value in gaps if value is not None]
                 extra = f", mc{args.mc} {statistics.mean(sampled_gaps):+.2f}" if sampled_gaps else ""
-                print(f"learning world={WORLDS[name][0]} seeds={len(gaps)} {label}_mean={statistics.mean(paths):+.2f} "
-                      f"points (mean paths; per seed {min(paths):+.2f} to {max(paths):+.2f}{extra})", flush=True)
-    print(f"learning total_wall_s={time.perf_counter() - start:.0f} jobs={args.jobs} threads_per_job={threads}",
-          flush=True)
+                print(
+                    f"learning world={WORLDS[name][0]} seeds={len(gaps)} {label}_mean={statistics.mean(paths):+.2f} "
+                    f"points (mean paths; per seed {min(paths):+.2f} to {max(paths):+.2f}{extra})",
+                    flush=True,
+                )
+    print(
+        f"learning total_wall_s={time.perf_counter() - start:.0f} jobs={args.jobs} threads_per_job={threads}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

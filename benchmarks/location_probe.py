@@ -34,6 +34,7 @@ def probe(folder: str, images: int) -> str:
     def keep(name: str, output: bool = False):
         def hook(module, inputs, out):
             seen.setdefault(name, []).append((out if output else inputs[0]).detach())
+
         return hook
 
     agent.locator.register_forward_hook(keep("head"))
@@ -52,11 +53,16 @@ def probe(folder: str, images: int) -> str:
     spread = " ".join(f"{locations[:, t].std(0).mean():.3f}" for t in range(1, locations.shape[1]))
     head = " ".join(f"{share(x)[1]:.2f}" for x in seen["head"][first:])
     # the skip is not called for the start token: its first entry is already the first step after a glimpse
-    parts = " ".join("{}={:.3g}/{:.2f}".format(name, *share(values[0 if name == "encoder-term" else first]))
-                     for name, values in seen.items() if name != "head")
-    return (f"location_probe run={folder} agent={config.agent} env={config.env} images={images} "
-            f"location_spread_per_step={spread} head_input_image_share_per_step={head}"
-            + (f" decoder_parts_norm/image_share: {parts}" if parts else ""))
+    parts = " ".join(
+        "{}={:.3g}/{:.2f}".format(name, *share(values[0 if name == "encoder-term" else first]))
+        for name, values in seen.items()
+        if name != "head"
+    )
+    return (
+        f"location_probe run={folder} agent={config.agent} env={config.env} images={images} "
+        f"location_spread_per_step={spread} head_input_image_share_per_step={head}"
+        + (f" decoder_parts_norm/image_share: {parts}" if parts else "")
+    )
 
 
 def main() -> None:

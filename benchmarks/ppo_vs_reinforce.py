@@ -26,16 +26,30 @@ WORLDS = {  # name: (env id, training world, test split, test world options)
     "mnist": ("GlimpseMNIST-v0", T10K, "t10k-test", {}),
     "house": ("GlimpseHouseNumbers-v0", dict(size=60_000, shift=2), "test", {}),
 }
-SETTINGS = {"reinforce": dict(agent="ram", lr=1e-3, lr_final=1e-4), "ppo": dict(agent="ppo-ram", lr=3e-4,
-                                                                                  lr_final=1e-4)}
+SETTINGS = {
+    "reinforce": dict(agent="ram", lr=1e-3, lr_final=1e-4),
+    "ppo": dict(agent="ppo-ram", lr=3e-4, lr_final=1e-4),
+}
 
 
 def train(algorithm: str, world: str, updates: int, points: int, seed: int, out: str) -> tuple[str, list, float]:
     """One run with ``points`` evaluations on 2,000 test images; returns its evaluations and wall time."""
     env_id, kwargs, split, test_kwargs = WORLDS[world]
-    config = TrainConfig(env=env_id, env_kwargs=dict(kwargs), eval_split=split, eval_env_kwargs=dict(test_kwargs),
-                         steps=updates, batch=128, seed=seed, device="cpu", core="gru", eval_batch=2000,
-                         eval_every=max(updates // points, 1), checkpoint_every=updates, **SETTINGS[algorithm])
+    config = TrainConfig(
+        env=env_id,
+        env_kwargs=dict(kwargs),
+        eval_split=split,
+        eval_env_kwargs=dict(test_kwargs),
+        steps=updates,
+        batch=128,
+        seed=seed,
+        device="cpu",
+        core="gru",
+        eval_batch=2000,
+        eval_every=max(updates // points, 1),
+        checkpoint_every=updates,
+        **SETTINGS[algorithm],
+    )
     start = time.perf_counter()
     evals = Trainer(config, f"{out}/{algorithm}").run(progress=False)
     return algorithm, evals, time.perf_counter() - start
@@ -53,8 +67,10 @@ def main() -> None:
         raise SystemExit(f"--updates {args.updates} / --points {args.points} are not allowed: use 1 or more")
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(2, mp_context=spawn, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        futures = [pool.submit(train, algorithm, args.world, args.updates, args.points, args.seed, str(args.out))
-                   for algorithm in SETTINGS]
+        futures = [
+            pool.submit(train, algorithm, args.world, args.updates, args.points, args.seed, str(args.out))
+            for algorithm in SETTINGS
+        ]
         runs = {algorithm: (evals, wall) for algorithm, evals, wall in (f.result() for f in futures)}
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "curve.csv", "w", newline="") as handle:
@@ -69,8 +85,12 @@ def main() -> None:
 
     figure, axes = plt.subplots(figsize=(6, 4))
     for algorithm, (evals, _) in runs.items():
-        axes.plot([e["env_steps"] for e in evals], [e["accuracy"] for e in evals], marker="o",
-                  label="PPO-RAM" if algorithm == "ppo" else "RAM-REINFORCE")
+        axes.plot(
+            [e["env_steps"] for e in evals],
+            [e["accuracy"] for e in evals],
+            marker="o",
+            label="PPO-RAM" if algorithm == "ppo" else "RAM-REINFORCE",
+        )
     axes.set_xlabel("env steps")
     axes.set_ylabel(f"test accuracy ({WORLDS[args.world][0]})")
     axes.grid(alpha=0.3)
@@ -79,11 +99,13 @@ def main() -> None:
     figure.savefig(args.out / "curve.png", dpi=120)
     (ppo, ppo_wall), (reinforce, reinforce_wall) = runs["ppo"], runs["reinforce"]
     mean = lambda evals: sum(e["accuracy"] for e in evals) / len(evals)  # noqa: E731
-    print(f"ppo_vs_reinforce world={WORLDS[args.world][0]} env_steps={ppo[-1]['env_steps']} "
-          f"ppo_final={ppo[-1]['accuracy']:.4f} reinforce_final={reinforce[-1]['accuracy']:.4f} "
-          f"ppo_curve_mean={mean(ppo):.4f} reinforce_curve_mean={mean(reinforce):.4f} "
-          f"ppo_wall_s={ppo_wall:.0f} reinforce_wall_s={reinforce_wall:.0f} -> {args.out}/curve.png, curve.csv",
-          flush=True)
+    print(
+        f"ppo_vs_reinforce world={WORLDS[args.world][0]} env_steps={ppo[-1]['env_steps']} "
+        f"ppo_final={ppo[-1]['accuracy']:.4f} reinforce_final={reinforce[-1]['accuracy']:.4f} "
+        f"ppo_curve_mean={mean(ppo):.4f} reinforce_curve_mean={mean(reinforce):.4f} "
+        f"ppo_wall_s={ppo_wall:.0f} reinforce_wall_s={reinforce_wall:.0f} -> {args.out}/curve.png, curve.csv",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -47,15 +47,27 @@ def main() -> None:
     torch.set_num_threads(2)
     world = dict(data_dir=MNIST_DIR, download=False, action_mode="discrete")
     envs = make_vec_env("GlimpseMNIST-v0", n_envs=16, seed=args.seed, env_kwargs=dict(world, split="t10k-train"))
-    model = PPO("MultiInputPolicy", envs, n_steps=128, batch_size=512, n_epochs=4, learning_rate=3e-4,
-                ent_coef=0.01, gamma=1.0, seed=args.seed, device="cpu",
-                policy_kwargs=dict(net_arch=dict(pi=[256, 256], vf=[256, 256])))
+    model = PPO(
+        "MultiInputPolicy",
+        envs,
+        n_steps=128,
+        batch_size=512,
+        n_epochs=4,
+        learning_rate=3e-4,
+        ent_coef=0.01,
+        gamma=1.0,
+        seed=args.seed,
+        device="cpu",
+        policy_kwargs=dict(net_arch=dict(pi=[256, 256], vf=[256, 256])),
+    )
     start = time.perf_counter()
     model.learn(args.steps)
     train_time = time.perf_counter() - start
     accuracy, glimpses, seen = evaluate(model, gym.make("GlimpseMNIST-v0", **world, split="t10k-test"))
-    print(f"sb3_ppo_mnist id=GlimpseMNIST-v0 mode=discrete env_steps={args.steps} train_s={train_time:.0f} "
-          f"test_accuracy={accuracy:.3f} chance=0.100 mean_glimpses={glimpses:.2f} pixels_seen={seen:.3f}")
+    print(
+        f"sb3_ppo_mnist id=GlimpseMNIST-v0 mode=discrete env_steps={args.steps} train_s={train_time:.0f} "
+        f"test_accuracy={accuracy:.3f} chance=0.100 mean_glimpses={glimpses:.2f} pixels_seen={seen:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -30,13 +30,16 @@ from torch.utils.flop_counter import FlopCounterMode
 from activevision.agents.reinforce import hybrid_loss, rollout
 from activevision.agents.trainer import TrainConfig, Trainer
 
-MNIST = dict(data_dir=str(Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist"), split="t10k-train",
-             download=False)
+MNIST = dict(
+    data_dir=str(Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist"), split="t10k-train", download=False
+)
 
 
 def images_per_second(batch: int, device: str, compile: bool, updates: int, repeats: int) -> float:
-    trainer = Trainer(TrainConfig(env="GlimpseMNIST-v0", env_kwargs=MNIST, batch=batch, device=device,
-                                  compile=compile), "/tmp/activevision-train-speed")
+    trainer = Trainer(
+        TrainConfig(env="GlimpseMNIST-v0", env_kwargs=MNIST, batch=batch, device=device, compile=compile),
+        "/tmp/activevision-train-speed",
+    )
     for _ in range(5):  # warm up (and compile)
         trainer.train_step()
     best = 0.0
@@ -70,8 +73,10 @@ class ReferenceStyleRAM(nn.Module):
         size, height = self.patch, images.shape[-1]
         start = (0.5 * ((loc + 1.0) * height)).long()
         padded = F.pad(images, (size // 2, size // 2, size // 2, size // 2))
-        patches = [padded[i, :, start[i, 1] : start[i, 1] + size, start[i, 0] : start[i, 0] + size]
-                   for i in range(images.shape[0])]
+        patches = [
+            padded[i, :, start[i, 1] : start[i, 1] + size, start[i, 0] : start[i, 0] + size]
+            for i in range(images.shape[0])
+        ]
         return torch.stack(patches).flatten(1)
 
     def forward(self, images: torch.Tensor, loc: torch.Tensor, h: torch.Tensor):
@@ -86,8 +91,9 @@ class ReferenceStyleRAM(nn.Module):
         return h, torch.clamp(new_loc, -1.0, 1.0), self.baseline(h.detach()).squeeze(1), log_pi
 
 
-def reference_images_per_second(batch: int, updates: int, repeats: int, glimpses: int = 6,
-                                device: str | torch.device = "cpu") -> float:
+def reference_images_per_second(
+    batch: int, updates: int, repeats: int, glimpses: int = 6, device: str | torch.device = "cpu"
+) -> float:
     """Images/s of the reference-style training step on MNIST t10k images already in memory (on ``device``)."""
     from activevision.data.mnist import MNIST as MNISTData
 
@@ -135,8 +141,9 @@ def reference_images_per_second(batch: int, updates: int, repeats: int, glimpses
 def ceiling(batch: int, repeats: int) -> tuple[float, float, float]:
     """(MFLOP per image of one update, best float32 GFLOP/s of a batch x hidden x hidden product, ceiling in
     images/s): what the model's arithmetic alone allows on this CPU."""
-    trainer = Trainer(TrainConfig(env="GlimpseMNIST-v0", env_kwargs=MNIST, batch=batch, device="cpu"),
-                      "/tmp/activevision-train-speed")
+    trainer = Trainer(
+        TrainConfig(env="GlimpseMNIST-v0", env_kwargs=MNIST, batch=batch, device="cpu"), "/tmp/activevision-train-speed"
+    )
     with FlopCounterMode(display=False) as counter:
         obs, _ = trainer.envs.reset(seed=0)
         episode, _ = rollout(trainer.agent, trainer.envs, obs, generator=trainer.generator)
@@ -160,18 +167,29 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     reference = reference_images_per_second(128, args.updates, args.repeats)
-    print(f"train_speed agent=reference-style-ram device=cpu batch=128 images_per_s={reference:,.0f} "
-          f"(quoted for the reference on these cores: 5,300)", flush=True)
+    print(
+        f"train_speed agent=reference-style-ram device=cpu batch=128 images_per_s={reference:,.0f} "
+        f"(quoted for the reference on these cores: 5,300)",
+        flush=True,
+    )
     eager = images_per_second(128, "cpu", False, args.updates, args.repeats)
-    print(f"train_speed agent=ram device=cpu batch=128 compile=False images_per_s={eager:,.0f} "
-          f"vs_reference_style={eager / reference:.2f}x target>=16,000", flush=True)
+    print(
+        f"train_speed agent=ram device=cpu batch=128 compile=False images_per_s={eager:,.0f} "
+        f"vs_reference_style={eager / reference:.2f}x target>=16,000",
+        flush=True,
+    )
     compiled = images_per_second(128, "cpu", True, args.updates, args.repeats)
-    print(f"train_speed agent=ram device=cpu batch=128 compile=True images_per_s={compiled:,.0f} "
-          f"vs_eager={compiled / eager:.2f}x vs_reference_style={compiled / reference:.2f}x target>=16,000",
-          flush=True)
+    print(
+        f"train_speed agent=ram device=cpu batch=128 compile=True images_per_s={compiled:,.0f} "
+        f"vs_eager={compiled / eager:.2f}x vs_reference_style={compiled / reference:.2f}x target>=16,000",
+        flush=True,
+    )
     mflop, gflops, limit = ceiling(128, args.repeats)
-    print(f"train_speed agent=ram device=cpu batch=128 mflop_per_image={mflop:.2f} matmul_gflops={gflops:.0f} "
-          f"arithmetic_ceiling_images_per_s={limit:,.0f} target>=16,000", flush=True)
+    print(
+        f"train_speed agent=ram device=cpu batch=128 mflop_per_image={mflop:.2f} matmul_gflops={gflops:.0f} "
+        f"arithmetic_ceiling_images_per_s={limit:,.0f} target>=16,000",
+        flush=True,
+    )
     if torch.cuda.is_available():
         for batch in (1024, 4096):
             rate = images_per_second(batch, "cuda", True, args.updates, args.repeats)

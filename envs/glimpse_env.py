@@ -54,15 +54,41 @@ class GlimpseEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
-    def __init__(self, dataset: ImageDataset, *, patch: int = 8, scales: int = 1, scale_factor: int = 2,
-                 n_glimpses: int = 6, action_mode: str = "continuous", grid: int | None = None,
-                 glimpse_cost: float = 0.0, reward_mode: str = "final", start: str = "center",
-                 context_size: int | None = None, order: str = "random", stride: int = 1,
-                 shift: int = 0, render_mode: str | None = None) -> None:
-        self.world = WorldSpec.build(dataset, patch=patch, scales=scales, scale_factor=scale_factor,
-                                     n_glimpses=n_glimpses, action_mode=action_mode, grid=grid,
-                                     glimpse_cost=glimpse_cost, reward_mode=reward_mode, start=start,
-                                     context_size=context_size, order=order, stride=stride, shift=shift)
+    def __init__(
+        self,
+        dataset: ImageDataset,
+        *,
+        patch: int = 8,
+        scales: int = 1,
+        scale_factor: int = 2,
+        n_glimpses: int = 6,
+        action_mode: str = "continuous",
+        grid: int | None = None,
+        glimpse_cost: float = 0.0,
+        reward_mode: str = "final",
+        start: str = "center",
+        context_size: int | None = None,
+        order: str = "random",
+        stride: int = 1,
+        shift: int = 0,
+        render_mode: str | None = None,
+    ) -> None:
+        self.world = WorldSpec.build(
+            dataset,
+            patch=patch,
+            scales=scales,
+            scale_factor=scale_factor,
+            n_glimpses=n_glimpses,
+            action_mode=action_mode,
+            grid=grid,
+            glimpse_cost=glimpse_cost,
+            reward_mode=reward_mode,
+            start=start,
+            context_size=context_size,
+            order=order,
+            stride=stride,
+            shift=shift,
+        )
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode={render_mode!r} is not allowed: choose None or 'rgb_array'")
         self.render_mode = render_mode
@@ -97,8 +123,7 @@ class GlimpseEnv(gym.Env):
         if index is not None:
             size = len(self.dataset)
             if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < size:
-                raise ValueError(f"options['index']={index!r} is not allowed: use an integer in "
-                                 f"[0, {size})")
+                raise ValueError(f"options['index']={index!r} is not allowed: use an integer in [0, {size})")
             index = int(index)
         super().reset(seed=seed)
         if index is None and self.world.order == "sequential":
@@ -155,8 +180,9 @@ class GlimpseEnv(gym.Env):
 
     def _step_discrete(self, action: int) -> tuple[dict, float, bool, bool, dict]:
         self._steps += 1
-        answered, prediction, glimpsed, done = rules.discrete_step(action, self.world.cells, len(self._locs),
-                                                                   self.n_glimpses)
+        answered, prediction, glimpsed, done = rules.discrete_step(
+            action, self.world.cells, len(self._locs), self.n_glimpses
+        )
         if glimpsed:
             self._look(tuple(rules.cell_centres(action, self.grid).tolist()))
         reward = float(rules.discrete_reward(answered, prediction == self._label, glimpsed, self.world.glimpse_cost))
@@ -174,8 +200,10 @@ class GlimpseEnv(gym.Env):
         array = plain_action(pinned, f"two integers (dx, dy) in [-{limit}, {limit}]", "options['shift']")
         array = array.cpu().numpy() if isinstance(array, torch.Tensor) else array
         if array.shape != (2,) or array.dtype.kind not in "iu" or bool((np.abs(array) > limit).any()):
-            raise ValueError(f"options['shift']={pinned!r} is not allowed: use two integers (dx, dy) in "
-                             f"[-{limit}, {limit}] (the world's shift)")
+            raise ValueError(
+                f"options['shift']={pinned!r} is not allowed: use two integers (dx, dy) in "
+                f"[-{limit}, {limit}] (the world's shift)"
+            )
         return int(array[0]), int(array[1])
 
     def _draw_shift(self) -> tuple[int, int]:
@@ -209,8 +237,13 @@ class GlimpseEnv(gym.Env):
 
     def _final_info(self, prediction: int) -> dict[str, Any]:
         self._active = False
-        return {"label": self._label, "prediction": prediction, "correct": prediction == self._label,
-                "pixels_seen": self.pixels_seen(), "glimpses": len(self._locs)}
+        return {
+            "label": self._label,
+            "prediction": prediction,
+            "correct": prediction == self._label,
+            "pixels_seen": self.pixels_seen(),
+            "glimpses": len(self._locs),
+        }
 
     def pixels_seen(self) -> float:
         """Fraction of the image's pixels covered by at least one finest-scale patch so far this episode.
@@ -233,8 +266,9 @@ class GlimpseEnv(gym.Env):
     def _check_continuous(self, action: Any) -> np.ndarray:
         array = action if type(action) is np.ndarray else self._as_array(action)  # the common case: no call
         if array.dtype.kind != "f" or array.shape != self.action_space.shape:
-            raise ValueError(f"action of dtype {array.dtype} and shape {array.shape} is not allowed: use "
-                             f"{self.world.action_help()}")
+            raise ValueError(
+                f"action of dtype {array.dtype} and shape {array.shape} is not allowed: use {self.world.action_help()}"
+            )
         if not np.isfinite(array).all():
             raise ValueError(f"action {array.tolist()} is not allowed: every entry must be finite (no NaN or inf)")
         return array
@@ -246,8 +280,9 @@ class GlimpseEnv(gym.Env):
             array = self._as_array(action)
             value = int(array) if array.dtype.kind in "iu" and array.shape == () else -1
         if not 0 <= value < self.action_space.n:
-            raise ValueError(f"action {action!r} is not allowed: use {self.world.action_help()} (one integer, "
-                             "shape ())")
+            raise ValueError(
+                f"action {action!r} is not allowed: use {self.world.action_help()} (one integer, shape ())"
+            )
         return value
 
     # ------------------------------------------------------------------ pictures

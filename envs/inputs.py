@@ -19,8 +19,10 @@ def plain_action(value: Any, help_text: str, what: str = "action") -> np.ndarray
     float32; a ValueError naming the value else."""
     if isinstance(value, torch.Tensor):
         if value.layout != torch.strided or value.device.type == "meta":
-            raise ValueError(f"{what} in a {value.layout} tensor on {value.device} is not allowed: use {help_text} "
-                             "(a dense tensor with data, or a numpy array)")
+            raise ValueError(
+                f"{what} in a {value.layout} tensor on {value.device} is not allowed: use {help_text} "
+                "(a dense tensor with data, or a numpy array)"
+            )
         value = value.detach()
         if value.dtype in (torch.float16, torch.bfloat16):
             value = value.float()
@@ -36,8 +38,9 @@ def plain_action(value: Any, help_text: str, what: str = "action") -> np.ndarray
 
 def check_seed(seed: Any) -> int | None:
     """A reset seed: None or an integer in [0, 2^64) (what numpy's and torch's generators both take)."""
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                             or not 0 <= seed < 2**64):
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64
+    ):
         raise ValueError(f"seed={_short(seed)} is not allowed: use None or one integer in [0, 2**64)")
     return None if seed is None else int(seed)
 
@@ -47,8 +50,9 @@ def check_options(options: Any) -> dict[str, Any]:
     if options is None:
         return {}
     if not isinstance(options, dict):
-        raise ValueError(f"options={_short(options)} is not allowed: use None or a dict with keys among "
-                         f"{list(RESET_OPTIONS)}")
+        raise ValueError(
+            f"options={_short(options)} is not allowed: use None or a dict with keys among {list(RESET_OPTIONS)}"
+        )
     unknown = sorted(map(str, set(options) - set(RESET_OPTIONS)))
     if unknown:
         raise ValueError(f"reset option(s) {unknown} are not allowed: the allowed keys are {list(RESET_OPTIONS)}")

@@ -32,7 +32,8 @@ VECTOR_OPTIONS = ENV_OPTIONS + ("device", "autoreset_mode", "compile")
 
 # id -> (dataset kind, dataset defaults, env defaults): the catalog's entries as tuples (the name users know).
 PRESETS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
-    env_id: (entry.dataset, entry.dataset_options, entry.env_options) for env_id, entry in CATALOG.items()}
+    env_id: (entry.dataset, entry.dataset_options, entry.env_options) for env_id, entry in CATALOG.items()
+}
 
 
 def _svhn(kw: dict[str, Any]) -> ImageDataset:
@@ -53,8 +54,14 @@ def _large(kw: dict[str, Any]) -> ImageDataset:
     if (folder / "meta.json").is_file():
         return LargeImageDataset(folder)
     stream = sorted(HOUSE_NUMBER_SPLITS).index(kw["split"])
-    return write_large_canvases(folder, SyntheticHouseNumbers(kw["split"], None, kw["data_seed"]), kw["size"],
-                                kw["canvas"], kw["n_distractors"], seed=2 * kw["data_seed"] + stream)
+    return write_large_canvases(
+        folder,
+        SyntheticHouseNumbers(kw["split"], None, kw["data_seed"]),
+        kw["size"],
+        kw["canvas"],
+        kw["n_distractors"],
+        seed=2 * kw["data_seed"] + stream,
+    )
 
 
 def _mnist_base(kw: dict[str, Any]) -> tuple[ImageDataset, int]:
@@ -72,14 +79,20 @@ def _translated(kw: dict[str, Any]) -> ImageDataset:
 
 def _cluttered(kw: dict[str, Any]) -> ImageDataset:
     base, stream = _mnist_base(kw)
-    return ClutteredDataset(base, kw["canvas"], kw["n_distractors"], kw["distractor_size"], kw["data_seed"],
-                            kw["size"], stream)
+    return ClutteredDataset(
+        base, kw["canvas"], kw["n_distractors"], kw["distractor_size"], kw["data_seed"], kw["size"], stream
+    )
 
 
 # Dataset kind (the catalog's ``dataset``) -> the builder of its dataset from the merged options.
 DATASET_BUILDERS: dict[str, Callable[[dict[str, Any]], ImageDataset]] = {
-    "svhn": _svhn, "house_numbers": _house_numbers, "mnist": _mnist, "large": _large, "translated": _translated,
-    "cluttered": _cluttered}
+    "svhn": _svhn,
+    "house_numbers": _house_numbers,
+    "mnist": _mnist,
+    "large": _large,
+    "translated": _translated,
+    "cluttered": _cluttered,
+}
 
 
 @functools.lru_cache(maxsize=16)
@@ -96,8 +109,9 @@ def make_dataset(env_id: str, **options: Any) -> ImageDataset:
     merged = {**defaults, **options}
     _check_world_options(env_id, merged)
     if kind in ("house_numbers", "large") and merged["split"] not in HOUSE_NUMBER_SPLITS:
-        raise ValueError(f"split={merged['split']!r} is not allowed for {env_id}: choose one of "
-                         f"{sorted(HOUSE_NUMBER_SPLITS)}")
+        raise ValueError(
+            f"split={merged['split']!r} is not allowed for {env_id}: choose one of {sorted(HOUSE_NUMBER_SPLITS)}"
+        )
     if merged.get("data_dir") is not None:
         merged["data_dir"] = os.fspath(merged["data_dir"])
     return _cached_dataset(kind, tuple(sorted(merged.items())))
@@ -127,8 +141,9 @@ def _split_options(env_id: str, kwargs: dict[str, Any], env_options: tuple[str, 
     _, world_defaults, env_defaults = PRESETS[env_id]
     unknown = sorted(set(kwargs) - set(world_defaults) - set(env_options))
     if unknown:
-        raise ValueError(f"{env_id}: unknown option(s) {unknown}; allowed: "
-                         f"{sorted(set(world_defaults) | set(env_options))}")
+        raise ValueError(
+            f"{env_id}: unknown option(s) {unknown}; allowed: {sorted(set(world_defaults) | set(env_options))}"
+        )
     dataset = make_dataset(env_id, **{k: v for k, v in kwargs.items() if k in world_defaults})
     return dataset, {**env_defaults, **{k: v for k, v in kwargs.items() if k in env_options}}
 

@@ -11,9 +11,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ACTION_MODES", "REWARD_MODES", "STARTS", "ORDERS", "default_grid", "cell_centres", "grid_centres",
-           "continuous_step",
-           "discrete_step", "continuous_reward", "discrete_reward", "covered_fraction"]
+__all__ = [
+    "ACTION_MODES",
+    "REWARD_MODES",
+    "STARTS",
+    "ORDERS",
+    "default_grid",
+    "cell_centres",
+    "grid_centres",
+    "continuous_step",
+    "discrete_step",
+    "continuous_reward",
+    "discrete_reward",
+    "covered_fraction",
+]
 
 ACTION_MODES = ("continuous", "discrete")
 REWARD_MODES = ("final", "dense")

@@ -43,47 +43,77 @@ class WorldSpec:
     shift: int
 
     @classmethod
-    def build(cls, dataset: ImageDataset, *, patch: int = 8, scales: int = 1, scale_factor: int = 2,
-              n_glimpses: int = 6, action_mode: str = "continuous", grid: int | None = None,
-              glimpse_cost: float = 0.0, reward_mode: str = "final", start: str = "center",
-              context_size: int | None = None, order: str = "random", stride: int = 1,
-              shift: int = 0) -> WorldSpec:
+    def build(
+        cls,
+        dataset: ImageDataset,
+        *,
+        patch: int = 8,
+        scales: int = 1,
+        scale_factor: int = 2,
+        n_glimpses: int = 6,
+        action_mode: str = "continuous",
+        grid: int | None = None,
+        glimpse_cost: float = 0.0,
+        reward_mode: str = "final",
+        start: str = "center",
+        context_size: int | None = None,
+        order: str = "random",
+        stride: int = 1,
+        shift: int = 0,
+    ) -> WorldSpec:
         """Check every option, naming the bad value and what is allowed."""
         if not isinstance(dataset, ImageDataset):
-            raise ValueError(f"dataset={type(dataset).__name__} is not allowed: pass an activevision ImageDataset, "
-                             "e.g. ArrayDataset(images, labels)")
+            raise ValueError(
+                f"dataset={type(dataset).__name__} is not allowed: pass an activevision ImageDataset, "
+                "e.g. ArrayDataset(images, labels)"
+            )
         geometry = GlimpseGeometry(patch, scales, scale_factor)
         height, width, channels = dataset.shape
         if min(height, width) < patch:
-            raise ValueError(f"images of {height}x{width} are smaller than the finest patch ({patch} pixels): "
-                             f"use patch <= {min(height, width)}")
+            raise ValueError(
+                f"images of {height}x{width} are smaller than the finest patch ({patch} pixels): "
+                f"use patch <= {min(height, width)}"
+            )
         _check_choice("action_mode", action_mode, rules.ACTION_MODES)
         _check_choice("reward_mode", reward_mode, rules.REWARD_MODES)
         if action_mode == "discrete" and reward_mode != "final":
-            raise ValueError(f"reward_mode={reward_mode!r} is not allowed with action_mode='discrete': "
-                             "there the episode ends at the answer, so use 'final' (and glimpse_cost)")
+            raise ValueError(
+                f"reward_mode={reward_mode!r} is not allowed with action_mode='discrete': "
+                "there the episode ends at the answer, so use 'final' (and glimpse_cost)"
+            )
         cost = check_number("glimpse_cost", glimpse_cost, low=0.0)
         shift = _check_int("shift", shift, 0)
         if shift >= min(height, width):
-            raise ValueError(f"shift={shift} is not allowed for {height}x{width} images: use 0 <= shift < "
-                             f"{min(height, width)}")
+            raise ValueError(
+                f"shift={shift} is not allowed for {height}x{width} images: use 0 <= shift < {min(height, width)}"
+            )
         if isinstance(dataset, LargeImageDataset) and (shift or context_size is not None):
-            raise ValueError(f"shift={shift!r} / context_size={context_size!r} are not allowed over a "
-                             "LargeImageDataset: both would read the whole canvas every episode (use 0 / None)")
+            raise ValueError(
+                f"shift={shift!r} / context_size={context_size!r} are not allowed over a "
+                "LargeImageDataset: both would read the whole canvas every episode (use 0 / None)"
+            )
         if isinstance(dataset, LargeImageDataset) and geometry.factors[-1] > MAX_BLOCK:
-            raise ValueError(f"scales={scales} with scale_factor={scale_factor} is not allowed over a "
-                             f"LargeImageDataset: its coarsest blocks ({geometry.factors[-1]} pixels) exceed "
-                             f"{MAX_BLOCK}, the widest its tables sum exactly")
+            raise ValueError(
+                f"scales={scales} with scale_factor={scale_factor} is not allowed over a "
+                f"LargeImageDataset: its coarsest blocks ({geometry.factors[-1]} pixels) exceed "
+                f"{MAX_BLOCK}, the widest its tables sum exactly"
+            )
         if context_size is not None and _check_int("context_size", context_size, 1) > min(height, width):
-            raise ValueError(f"context_size={context_size} is not allowed for {height}x{width} images: use "
-                             f"1 <= context_size <= {min(height, width)} (the context shrinks the whole image)")
+            raise ValueError(
+                f"context_size={context_size} is not allowed for {height}x{width} images: use "
+                f"1 <= context_size <= {min(height, width)} (the context shrinks the whole image)"
+            )
         return cls(
-            geometry=geometry, height=height, width=width, channels=channels,
+            geometry=geometry,
+            height=height,
+            width=width,
+            channels=channels,
             num_classes=int(dataset.num_classes),
             n_glimpses=_check_int("n_glimpses", n_glimpses, 1, MAX_GLIMPSES),
             action_mode=action_mode,
             grid=_check_int("grid", rules.default_grid(height, width, patch) if grid is None else grid, 1),
-            glimpse_cost=cost, reward_mode=reward_mode,
+            glimpse_cost=cost,
+            reward_mode=reward_mode,
             start=_check_choice("start", start, rules.STARTS),
             context_size=None if context_size is None else _check_int("context_size", context_size, 1),
             order=_check_choice("order", order, rules.ORDERS),
@@ -118,5 +148,7 @@ class WorldSpec:
         """What an action must be, for error messages."""
         if self.action_mode == "continuous":
             return f"floats of shape {(2 + self.num_classes,)} (x, y, then {self.num_classes} class scores)"
-        return (f"an integer in [0, {self.cells + self.num_classes}) ({self.cells} grid cells, "
-                f"then {self.num_classes} answers)")
+        return (
+            f"an integer in [0, {self.cells + self.num_classes}) ({self.cells} grid cells, "
+            f"then {self.num_classes} answers)"
+        )

@@ -47,9 +47,17 @@ class GlimpseVectorEnv(VectorEnv):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4, "autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, dataset: ImageDataset, num_envs: int, *, device: str | torch.device = "cpu",
-                 autoreset_mode: str | AutoresetMode = "SameStep", render_mode: str | None = None,
-                 compile: bool = False, **world_options: Any) -> None:
+    def __init__(
+        self,
+        dataset: ImageDataset,
+        num_envs: int,
+        *,
+        device: str | torch.device = "cpu",
+        autoreset_mode: str | AutoresetMode = "SameStep",
+        render_mode: str | None = None,
+        compile: bool = False,
+        **world_options: Any,
+    ) -> None:
         check_int("num_envs", num_envs, 1, MAX_ENVS)
         device = check_device(device)
         mode = autoreset_mode.value if isinstance(autoreset_mode, AutoresetMode) else autoreset_mode
@@ -131,8 +139,10 @@ class GlimpseVectorEnv(VectorEnv):
         if index is not None:
             index = self._option_tensor("index", index, f"{self.num_envs} integers in [0, {len(self.dataset)})")
             if index.shape != (self.num_envs,) or bool(((index < 0) | (index >= len(self.dataset))).any()):
-                raise ValueError(f"options['index'] is not allowed: use {self.num_envs} integers in "
-                                 f"[0, {len(self.dataset)}), got {index.tolist() if index.numel() < 20 else index}")
+                raise ValueError(
+                    f"options['index'] is not allowed: use {self.num_envs} integers in "
+                    f"[0, {len(self.dataset)}), got {index.tolist() if index.numel() < 20 else index}"
+                )
         if shift is not None:
             limit = self.world.shift
             help_text = f"{self.num_envs} pairs of integers (dx, dy) in [-{limit}, {limit}] (the world's shift)"
@@ -155,8 +165,9 @@ class GlimpseVectorEnv(VectorEnv):
         mask = mask if isinstance(mask, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(mask))
         mask = mask.to(self.device)
         if mask.dtype != torch.bool or tuple(mask.shape) != (self.num_envs,):
-            raise ValueError(f"mask of dtype {mask.dtype} and shape {tuple(mask.shape)} is not allowed: use "
-                             f"{self.num_envs} bools")
+            raise ValueError(
+                f"mask of dtype {mask.dtype} and shape {tuple(mask.shape)} is not allowed: use {self.num_envs} bools"
+            )
         ids = mask.nonzero().squeeze(1)
         if len(ids):
             self._reset_envs(ids, None)
@@ -189,8 +200,9 @@ class GlimpseVectorEnv(VectorEnv):
             glimpsed = ~last
             loc = actions[:, :2].clamp(-1.0, 1.0).double()
         else:
-            answered, prediction, glimpsed, last = rules.discrete_step(actions, world.cells, self.glimpses,
-                                                                       world.n_glimpses)
+            answered, prediction, glimpsed, last = rules.discrete_step(
+                actions, world.cells, self.glimpses, world.n_glimpses
+            )
             loc = rules.cell_centres(actions.clamp(max=world.cells - 1), world.grid).float()
         correct = prediction == self.label
         if resetting is not None:  # their actions are ignored: no glimpse, no end, no reward
@@ -248,8 +260,13 @@ class GlimpseVectorEnv(VectorEnv):
         _, height, width, _ = self.images.shape
         integer = self.images.dtype == torch.uint8
         # Sums of uint8 pixels are exact in float32 below 2^24 (images up to 256 x 256), else in int32/int64.
-        dtype = (torch.float32 if integer and 255 * height * width < 2**24 else
-                 torch.int32 if integer and 255 * height * width < 2**31 else None)
+        dtype = (
+            torch.float32
+            if integer and 255 * height * width < 2**24
+            else torch.int32
+            if integer and 255 * height * width < 2**31
+            else None
+        )
         parts = []
         for start in range(0, len(self.images), chunk):
             state = self.sensor.prepare(self.images[start : start + chunk])
@@ -262,8 +279,9 @@ class GlimpseVectorEnv(VectorEnv):
         if self._large:
             return self.sensor.glimpse(self._state, loc.double(), index).to(self.device)
         if self._sparse:
-            return self.sensor.glimpse(self._state, loc.double(), self._piece[index], self._offset[index] + shift,
-                                       frame)
+            return self.sensor.glimpse(
+                self._state, loc.double(), self._piece[index], self._offset[index] + shift, frame
+            )
         if self.world.shift:  # the image at its shift in a frame of its own size: zero fill for free
             return self.sensor.glimpse(self._state, loc.double(), index, shift, frame)
         return self.sensor.glimpse(self._state, loc.double(), index)
@@ -274,8 +292,17 @@ class GlimpseVectorEnv(VectorEnv):
         shared = [self.labels] if self._large else [self.images, self.labels, self._state.table]
         if self._sparse:
             shared += [self._piece, self._offset]
-        per_env = [self.index, self.label, self.steps, self.glimpses, self.locs, self.shift, self.glimpse,
-                   self._next_index, self._needs_reset] + ([self.context] if self.context is not None else [])
+        per_env = [
+            self.index,
+            self.label,
+            self.steps,
+            self.glimpses,
+            self.locs,
+            self.shift,
+            self.glimpse,
+            self._next_index,
+            self._needs_reset,
+        ] + ([self.context] if self.context is not None else [])
         size = lambda tensors: sum(t.numel() * t.element_size() for t in tensors)  # noqa: E731
         return {"dataset": size(shared), "per_env": size(per_env) // self.num_envs}
 
@@ -296,12 +323,12 @@ class GlimpseVectorEnv(VectorEnv):
             self.shift[ids] = shift.long()
         elif self.world.shift:
             limit = self.world.shift
-            self.shift[ids] = torch.randint(-limit, limit + 1, (len(ids), 2), generator=self._generator,
-                                            device=self.device)
+            self.shift[ids] = torch.randint(
+                -limit, limit + 1, (len(ids), 2), generator=self._generator, device=self.device
+            )
         if self.context is not None:  # replaced, never written in place (observations already returned stay)
             context = self.context.clone() if len(ids) < self.num_envs else torch.empty_like(self.context)
-            context[ids] = context_batch(self.images[index], self.world.context_size, self.shift[ids],
-                                         self.world.shift)
+            context[ids] = context_batch(self.images[index], self.world.context_size, self.shift[ids], self.world.shift)
             self.context = context
         if len(ids) == self.num_envs:
             ids = self._arange  # lets _look take its whole-batch path
@@ -350,8 +377,13 @@ class GlimpseVectorEnv(VectorEnv):
         boxes = world.geometry.boxes(self.locs[ids].double(), world.height, world.width)[..., 0, :]  # finest scale
         seen = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
         seen[ids] = rules.covered_fraction(boxes, self.glimpses[ids], world.height, world.width)
-        values = {"label": self.label, "prediction": prediction, "correct": correct, "pixels_seen": seen,
-                  "glimpses": self.glimpses}
+        values = {
+            "label": self.label,
+            "prediction": prediction,
+            "correct": correct,
+            "pixels_seen": seen,
+            "glimpses": self.glimpses,
+        }
         info = {}
         for key, value in values.items():
             info[key] = torch.where(last, value, torch.zeros_like(value))
@@ -369,17 +401,26 @@ class GlimpseVectorEnv(VectorEnv):
         actions = actions.to(self.device)
         if world.action_mode == "continuous":
             if not actions.dtype.is_floating_point or tuple(actions.shape) != (self.num_envs, 2 + world.num_classes):
-                raise ValueError(f"actions of dtype {actions.dtype} and shape {tuple(actions.shape)} are not "
-                                 f"allowed: use {self._help()}")
+                raise ValueError(
+                    f"actions of dtype {actions.dtype} and shape {tuple(actions.shape)} are not "
+                    f"allowed: use {self._help()}"
+                )
             if not bool(torch.isfinite(actions).all()):
                 env = int((~torch.isfinite(actions).all(1)).nonzero()[0])
-                raise ValueError(f"action of env {env} {actions[env].tolist()} is not allowed: every entry must be "
-                                 "finite (no NaN or inf)")
+                raise ValueError(
+                    f"action of env {env} {actions[env].tolist()} is not allowed: every entry must be "
+                    "finite (no NaN or inf)"
+                )
             return actions if actions.dtype == torch.float64 else actions.float()
-        if (actions.dtype.is_floating_point or actions.dtype.is_complex or actions.dtype == torch.bool
-                or actions.shape != (self.num_envs,)):
-            raise ValueError(f"actions of dtype {actions.dtype} and shape {tuple(actions.shape)} are not allowed: "
-                             f"use {self._help()}")
+        if (
+            actions.dtype.is_floating_point
+            or actions.dtype.is_complex
+            or actions.dtype == torch.bool
+            or actions.shape != (self.num_envs,)
+        ):
+            raise ValueError(
+                f"actions of dtype {actions.dtype} and shape {tuple(actions.shape)} are not allowed: use {self._help()}"
+            )
         actions = actions.long()
         bad = (actions < 0) | (actions >= world.cells + world.num_classes)
         if bool(bad.any()):

@@ -15,8 +15,12 @@ MNIST_DIR = Path(__file__).parent / "data" / "mnist"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--device", default="cpu", choices=("cpu", "cuda"),
-                     help="the device of every test whose subject takes one (make test-gpu: cuda)")
+    parser.addoption(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="the device of every test whose subject takes one (make test-gpu: cuda)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -46,8 +50,22 @@ def cli_train_args(mnist_dir: Path, agent: str, out: Path, *options: str) -> lis
     """``activevision train AGENT`` arguments on the committed MNIST t10k files (trained on t10k-train, tested on
     t10k-test), on the CPU, quiet, into ``out``, with ``options`` added."""
     world = json.dumps({"data_dir": str(mnist_dir), "split": "t10k-train", "download": False})
-    return ["train", agent, "--env", "GlimpseMNIST-v0", "--env-kwargs", world, "--eval-split", "t10k-test", *options,
-            "--device", "cpu", "--out", str(out), "--quiet"]
+    return [
+        "train",
+        agent,
+        "--env",
+        "GlimpseMNIST-v0",
+        "--env-kwargs",
+        world,
+        "--eval-split",
+        "t10k-test",
+        *options,
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
 
 
 def assert_learns_above_chance(config, out: Path) -> None:

@@ -20,10 +20,19 @@ from tests.conftest import assert_learns_above_chance, assert_same_tensors, cli_
 
 @pytest.fixture()
 def config(mnist_dir, device) -> TrainConfig:
-    return TrainConfig(env="GlimpseMNIST-v0", env_kwargs=dict(data_dir=str(mnist_dir), split="t10k-train",
-                                                              download=False),
-                       eval_split="t10k-test", steps=6, batch=32, eval_every=1000, checkpoint_every=1000,
-                       eval_batch=500, device=device, hidden=64, glimpse_hidden=32)
+    return TrainConfig(
+        env="GlimpseMNIST-v0",
+        env_kwargs=dict(data_dir=str(mnist_dir), split="t10k-train", download=False),
+        eval_split="t10k-test",
+        steps=6,
+        batch=32,
+        eval_every=1000,
+        checkpoint_every=1000,
+        eval_batch=500,
+        device=device,
+        hidden=64,
+        glimpse_hidden=32,
+    )
 
 
 def test_ram_learns_above_chance(config, tmp_path):
@@ -56,8 +65,15 @@ def test_classify_steps_all_averages_every_steps_cross_entropy():
     step_logits = torch.randn(steps, batch, 10, generator=generator)
     labels = torch.randint(10, (batch,), generator=generator)
     zeros = torch.zeros(steps - 1, batch)
-    episode = Episode(log_probs=zeros, entropies=zeros, baselines=zeros, step_logits=step_logits,
-                      reward=torch.ones(batch), labels=labels, pixels_seen=torch.ones(batch))
+    episode = Episode(
+        log_probs=zeros,
+        entropies=zeros,
+        baselines=zeros,
+        step_logits=step_logits,
+        reward=torch.ones(batch),
+        labels=labels,
+        pixels_seen=torch.ones(batch),
+    )
     by_hand = np.mean([F.cross_entropy(step_logits[t], labels).item() for t in range(steps)])
     assert hybrid_loss(episode, classify_steps="all")[1]["classify"] == pytest.approx(by_hand, rel=1e-6)
     last = F.cross_entropy(step_logits[-1], labels).item()
@@ -68,16 +84,24 @@ def test_classify_steps_all_averages_every_steps_cross_entropy():
 
 def test_trainer_passes_classify_steps(config, tmp_path):
     """Same seed, same first episode: only the classifier term differs between the two settings."""
-    parts = {steps: Trainer(TrainConfig(**{**config.__dict__, "classify_steps": steps}), tmp_path / steps).train_step()
-             for steps in ("last", "all")}
+    parts = {
+        steps: Trainer(TrainConfig(**{**config.__dict__, "classify_steps": steps}), tmp_path / steps).train_step()
+        for steps in ("last", "all")
+    }
     assert parts["last"]["reinforce"] == parts["all"]["reinforce"]
     assert parts["last"]["classify"] != parts["all"]["classify"]
 
 
 def test_eval_env_kwargs_replace_the_training_world_in_tests(config, tmp_path):
     """A cluttered world trained on 3 canvases per digit is tested on one canvas per test digit."""
-    config = TrainConfig(**{**config.__dict__, "env": "GlimpseClutteredMNIST-v0",
-                            "env_kwargs": {**config.env_kwargs, "size": 1500}, "eval_env_kwargs": {"size": 400}})
+    config = TrainConfig(
+        **{
+            **config.__dict__,
+            "env": "GlimpseClutteredMNIST-v0",
+            "env_kwargs": {**config.env_kwargs, "size": 1500},
+            "eval_env_kwargs": {"size": 400},
+        }
+    )
     trainer = Trainer(config, tmp_path / "run")
     assert len(trainer.envs.dataset) == 1500
     assert evaluate(trainer.agent, config, trainer.device, split="t10k-test")["images"] == 400
@@ -118,9 +142,32 @@ def test_checkpoint_round_trip_and_resume_equals_uninterrupted(config, tmp_path)
 def test_killed_run_resumes_from_its_last_checkpoint(mnist_dir, tmp_path):
     out = tmp_path / "killed"
     kwargs = f'{{"data_dir": "{mnist_dir}", "split": "t10k-train", "download": false}}'
-    command = [sys.executable, "-m", "activevision", "train", "ram", "--env", "GlimpseMNIST-v0", "--env-kwargs",
-               kwargs, "--steps", "100000", "--batch", "16", "--hidden", "32", "--checkpoint-every", "2",
-               "--eval-every", "100000", "--device", "cpu", "--out", str(out), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "activevision",
+        "train",
+        "ram",
+        "--env",
+        "GlimpseMNIST-v0",
+        "--env-kwargs",
+        kwargs,
+        "--steps",
+        "100000",
+        "--batch",
+        "16",
+        "--hidden",
+        "32",
+        "--checkpoint-every",
+        "2",
+        "--eval-every",
+        "100000",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 90
@@ -140,8 +187,23 @@ def test_killed_run_resumes_from_its_last_checkpoint(mnist_dir, tmp_path):
 
 def test_cli_train_and_eval_end_to_end(mnist_dir, tmp_path, capsys):
     out = tmp_path / "cli"
-    main(cli_train_args(mnist_dir, "ram", out, "--steps", "4", "--batch", "16", "--hidden", "32", "--core", "lstm",
-                        "--eval-every", "2"))
+    main(
+        cli_train_args(
+            mnist_dir,
+            "ram",
+            out,
+            "--steps",
+            "4",
+            "--batch",
+            "16",
+            "--hidden",
+            "32",
+            "--core",
+            "lstm",
+            "--eval-every",
+            "2",
+        )
+    )
     assert "t10k-test accuracy" in capsys.readouterr().out
     assert (out / "config.json").is_file() and (out / "evals.csv").read_text().count("\n") == 3
     assert list((out / "tb").iterdir())
@@ -172,17 +234,51 @@ def test_render_writes_a_grid_and_a_gif(config, tmp_path, capsys):
     trainer = Trainer(config, tmp_path / "run")
     trainer.train_step()
     trainer.save()
-    main(["render", str(tmp_path / "run"), "--split", "t10k-test", "--examples", "3", "--out",
-          str(tmp_path / "g.png"), "--device", "cpu"])
+    main(
+        [
+            "render",
+            str(tmp_path / "run"),
+            "--split",
+            "t10k-test",
+            "--examples",
+            "3",
+            "--out",
+            str(tmp_path / "g.png"),
+            "--device",
+            "cpu",
+        ]
+    )
     grid = Image.open(tmp_path / "g.png")
     assert grid.size[0] > grid.size[1] > 3 * 90  # 6 glimpse columns, 3 example rows
-    main(["render", str(tmp_path / "run"), "--split", "t10k-test", "--examples", "2", "--out",
-          str(tmp_path / "g.gif"), "--device", "cpu"])
+    main(
+        [
+            "render",
+            str(tmp_path / "run"),
+            "--split",
+            "t10k-test",
+            "--examples",
+            "2",
+            "--out",
+            str(tmp_path / "g.gif"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert Image.open(tmp_path / "g.gif").n_frames == 6
     assert "answered right" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="use a .png or .gif"):
-        main(["render", str(tmp_path / "run"), "--split", "t10k-test", "--out", str(tmp_path / "g.jpg"),
-              "--device", "cpu"])
+        main(
+            [
+                "render",
+                str(tmp_path / "run"),
+                "--split",
+                "t10k-test",
+                "--out",
+                str(tmp_path / "g.jpg"),
+                "--device",
+                "cpu",
+            ]
+        )
 
 
 def test_demo_end_to_end(tmp_path, capsys):
@@ -193,14 +289,22 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert (tmp_path / "demo" / "ram" / "checkpoint.pt").is_file()
 
 
-@pytest.mark.parametrize("changes,match", [
-    (dict(dropout=1.5), "dropout=1.5"), (dict(weight_decay=-1.0), "weight_decay=-1.0"), (dict(std=0.0), "std=0.0"),
-    (dict(policy="greedy"), "policy='greedy'"), (dict(batch=0), "batch=0"), (dict(env="CartPole-v1"), "CartPole"),
-    (dict(env_kwargs={"action_mode": "discrete"}), "action_mode must be 'continuous'"),
-    (dict(eval_env_kwargs=["size", 3]), r"eval_env_kwargs=\['size', 3\] is not allowed"),
-    (dict(classify_steps="every"), "classify_steps='every'"), (dict(warmup=-1), "warmup=-1"),
-    (dict(env_kwargs={"split": "t10k-train", "size": object()}), r"env_kwargs\['size'\]=<object"),
-])
+@pytest.mark.parametrize(
+    "changes,match",
+    [
+        (dict(dropout=1.5), "dropout=1.5"),
+        (dict(weight_decay=-1.0), "weight_decay=-1.0"),
+        (dict(std=0.0), "std=0.0"),
+        (dict(policy="greedy"), "policy='greedy'"),
+        (dict(batch=0), "batch=0"),
+        (dict(env="CartPole-v1"), "CartPole"),
+        (dict(env_kwargs={"action_mode": "discrete"}), "action_mode must be 'continuous'"),
+        (dict(eval_env_kwargs=["size", 3]), r"eval_env_kwargs=\['size', 3\] is not allowed"),
+        (dict(classify_steps="every"), "classify_steps='every'"),
+        (dict(warmup=-1), "warmup=-1"),
+        (dict(env_kwargs={"split": "t10k-train", "size": object()}), r"env_kwargs\['size'\]=<object"),
+    ],
+)
 def test_bad_training_options_are_named(config, changes, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**{**config.__dict__, **changes}).check()

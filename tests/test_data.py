@@ -122,7 +122,9 @@ def test_download_verifies_md5_then_moves_into_place(http_folder, tmp_path, mnis
     data = MNIST("t10k-test", data_dir=target, download=True)
     assert len(data) == 2000
     assert sorted(p.name for p in target.iterdir() if p.name != files.VERIFIED_CACHE) == [
-        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ]
 
 
 def test_download_with_wrong_md5_leaves_no_file(http_folder, tmp_path):
@@ -139,11 +141,21 @@ def test_download_with_wrong_md5_leaves_no_file(http_folder, tmp_path):
 
 def test_offline_download_error_names_everything(tmp_path):
     with pytest.raises(DataUnavailableError) as error:
-        files.fetch(tmp_path, "extra_32x32.mat", ["http://127.0.0.1:9/extra_32x32.mat"],
-                    "a93ce644f1a588dc4d68dda5feec44a7", download=True, timeout=5)
+        files.fetch(
+            tmp_path,
+            "extra_32x32.mat",
+            ["http://127.0.0.1:9/extra_32x32.mat"],
+            "a93ce644f1a588dc4d68dda5feec44a7",
+            download=True,
+            timeout=5,
+        )
     message = str(error.value)
-    for needle in (str(tmp_path), "http://127.0.0.1:9/extra_32x32.mat", "a93ce644f1a588dc4d68dda5feec44a7",
-                   "GlimpseHouseNumbers-v0"):
+    for needle in (
+        str(tmp_path),
+        "http://127.0.0.1:9/extra_32x32.mat",
+        "a93ce644f1a588dc4d68dda5feec44a7",
+        "GlimpseHouseNumbers-v0",
+    ):
         assert needle in message
     assert not (tmp_path / "extra_32x32.mat").exists()
 
@@ -217,24 +229,30 @@ def test_translated_and_cluttered_canvases(mnist_dir):
         ClutteredDataset(base, distractor_size=40)
 
 
-@pytest.mark.parametrize("images", [
-    np.zeros((4, 10, 12), np.uint8),
-    np.zeros((4, 10, 12, 1), np.uint8),
-    np.ones((4, 10, 12, 3), np.float64) * 0.5,
-])
+@pytest.mark.parametrize(
+    "images",
+    [
+        np.zeros((4, 10, 12), np.uint8),
+        np.zeros((4, 10, 12, 1), np.uint8),
+        np.ones((4, 10, 12, 3), np.float64) * 0.5,
+    ],
+)
 def test_array_dataset_accepts_user_layouts(images):
     data = ArrayDataset(images, [0, 1, 2, 1])
     assert data.shape[:2] == (10, 12) and data.shape[2] in (1, 3) and data.num_classes == 3
     assert data.dtype in (np.uint8, np.float32)
 
 
-@pytest.mark.parametrize("images,labels,match", [
-    (np.zeros((4, 10, 12, 2), np.uint8), [0, 1, 2, 1], "N x H x W"),
-    (np.full((4, 10, 12), 2.0), [0, 1, 2, 1], r"\[0, 1\]"),
-    (np.zeros((4, 10, 12), np.int32), [0, 1, 2, 1], "dtype int32"),
-    (np.zeros((4, 10, 12), np.uint8), [0, 1, 2], "do not match 4 images"),
-    (np.zeros((4, 10, 12), np.uint8), [0.5, 1, 2, 1], "dtype float64"),
-])
+@pytest.mark.parametrize(
+    "images,labels,match",
+    [
+        (np.zeros((4, 10, 12, 2), np.uint8), [0, 1, 2, 1], "N x H x W"),
+        (np.full((4, 10, 12), 2.0), [0, 1, 2, 1], r"\[0, 1\]"),
+        (np.zeros((4, 10, 12), np.int32), [0, 1, 2, 1], "dtype int32"),
+        (np.zeros((4, 10, 12), np.uint8), [0, 1, 2], "do not match 4 images"),
+        (np.zeros((4, 10, 12), np.uint8), [0.5, 1, 2, 1], "dtype float64"),
+    ],
+)
 def test_array_dataset_rejects_bad_input(images, labels, match):
     with pytest.raises(ValueError, match=match):
         ArrayDataset(images, labels)
@@ -273,8 +291,9 @@ def test_array_dataset_from_a_folder_of_images_and_arrays(tmp_path):
         np.testing.assert_array_equal(data.images[index], written[name])
     resized = ArrayDataset.from_folder(tmp_path, size=(3, 4))
     assert resized.shape == (3, 4, 3)
-    np.testing.assert_array_equal(resized.images[0], cv2.resize(written["cat/a.png"], (4, 3),
-                                                                interpolation=cv2.INTER_AREA))
+    np.testing.assert_array_equal(
+        resized.images[0], cv2.resize(written["cat/a.png"], (4, 3), interpolation=cv2.INTER_AREA)
+    )
     assert ArrayDataset(np.zeros((2, 4, 4), np.uint8), [0, 2]).classes == ["0", "1", "2"]
 
 

@@ -93,8 +93,9 @@ def test_the_md5_is_computed_once_per_file_version(mnist_copy, monkeypatch):
 def test_corrupt_gz_files_are_value_errors_naming_the_path_and_the_fix(mnist_copy, damage, verify):
     path = mnist_copy / GZ[0]
     data = path.read_bytes()
-    path.write_bytes({"truncated": data[: len(data) // 2], "garbage": np.random.default_rng(0).bytes(4000),
-                      "empty": b""}[damage])
+    path.write_bytes(
+        {"truncated": data[: len(data) // 2], "garbage": np.random.default_rng(0).bytes(4000), "empty": b""}[damage]
+    )
     with pytest.raises(ValueError, match=f"{path} is damaged .*delete it; it will be downloaded again"):
         MNIST("test", data_dir=mnist_copy, download=False, verify=verify)
 
@@ -106,12 +107,15 @@ def test_the_official_svhn_md5_is_checked_unless_told_otherwise(tmp_path):
     assert len(SVHN("test", data_dir=tmp_path, download=False, verify=False)) == 10
 
 
-@pytest.mark.parametrize("x,y,match", [
-    (np.random.default_rng(0).random((32, 32, 3, 4)), np.ones((4, 1), np.uint8), "X of dtype float64"),
-    (np.full((32, 32, 3, 4), 300, np.int64), np.ones((4, 1), np.uint8), "X of dtype int64"),
-    (np.zeros((32, 32, 3, 4), np.uint8), np.full((4, 1), 2.7), "y of dtype float64"),
-    (np.zeros((32, 32, 3, 4), np.uint8), np.full((4, 1), 11, np.uint8), r"labels in \[11, 11\]"),
-])
+@pytest.mark.parametrize(
+    "x,y,match",
+    [
+        (np.random.default_rng(0).random((32, 32, 3, 4)), np.ones((4, 1), np.uint8), "X of dtype float64"),
+        (np.full((32, 32, 3, 4), 300, np.int64), np.ones((4, 1), np.uint8), "X of dtype int64"),
+        (np.zeros((32, 32, 3, 4), np.uint8), np.full((4, 1), 2.7), "y of dtype float64"),
+        (np.zeros((32, 32, 3, 4), np.uint8), np.full((4, 1), 11, np.uint8), r"labels in \[11, 11\]"),
+    ],
+)
 def test_svhn_files_of_wrong_dtypes_or_ranges_are_refused(tmp_path, x, y, match):
     scipy.io.savemat(tmp_path / "train_32x32.mat", {"X": x, "y": y})
     with pytest.raises(ValueError, match=match):

@@ -19,14 +19,40 @@ from activevision.agents.trainer import TrainConfig, Trainer
 from tests.conftest import assert_same_tensors
 
 
-def _train(tmp_path: Path, mnist_dir: Path, *args: str, agent: str = "ram",
-           device: str = "cpu") -> subprocess.CompletedProcess:
+def _train(
+    tmp_path: Path, mnist_dir: Path, *args: str, agent: str = "ram", device: str = "cpu"
+) -> subprocess.CompletedProcess:
     world = json.dumps({"data_dir": str(mnist_dir), "split": "t10k-train", "download": False})
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    command = [*launcher, "-m", "activevision", "train", agent, "--env", "GlimpseMNIST-v0", "--env-kwargs", world,
-               "--eval-split", "t10k-test", "--batch", "32", "--hidden", "32", "--glimpse-hidden", "16",
-               "--device", device, "--quiet", "--eval-every", "1000", "--checkpoint-every", "2", "--eval-batch", "500",
-               *args]
+    command = [
+        *launcher,
+        "-m",
+        "activevision",
+        "train",
+        agent,
+        "--env",
+        "GlimpseMNIST-v0",
+        "--env-kwargs",
+        world,
+        "--eval-split",
+        "t10k-test",
+        "--batch",
+        "32",
+        "--hidden",
+        "32",
+        "--glimpse-hidden",
+        "16",
+        "--device",
+        device,
+        "--quiet",
+        "--eval-every",
+        "1000",
+        "--checkpoint-every",
+        "2",
+        "--eval-batch",
+        "500",
+        *args,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", **({"CUDA_VISIBLE_DEVICES": ""} if device == "cpu" else {})}
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
@@ -53,13 +79,17 @@ def test_two_processes_stay_in_sync_and_resume_exactly(tmp_path, mnist_dir):
     assert a["update"] == b["update"] == 6 and a["digests"] == b["digests"]
     for name, value in a["model"].items():
         assert torch.equal(value, b["model"][name]), name
-    single = subprocess.run([sys.executable, "-m", "activevision", "train", "ram", "--resume", "split", "--steps", "8",
-                             "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    single = subprocess.run(
+        [sys.executable, "-m", "activevision", "train", "ram", "--resume", "split", "--steps", "8", "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert single.returncode != 0 and "trained with 2 process(es)" in single.stderr
 
 
-@pytest.mark.parametrize("agent,marker", [("gam", "context_net"), ("ppo-ram", "log_std"),
-                                          ("topdown", "target.where")])
+@pytest.mark.parametrize("agent,marker", [("gam", "context_net"), ("ppo-ram", "log_std"), ("topdown", "target.where")])
 def test_other_agents_train_in_two_processes(tmp_path, mnist_dir, agent, marker):
     """GAM, PPO (one all-reduce per minibatch step) and the top-down agent: the ranks end with equal parameters."""
     run = _train(tmp_path, mnist_dir, "--steps", "2", "--out", agent, agent=agent)
@@ -83,8 +113,9 @@ def reference_two_ranks(config: TrainConfig, out: Path, updates: int) -> dict[st
             seed = config.seed * 1_000_003 + update + rank * trainer_module.RANK_SEED_STRIDE
             obs, _ = trainer.envs.reset(seed=seed)
             labels.append(trainer.envs.label.clone())
-            episode, _ = rollout(trainer.agent, trainer.envs, obs, policy=config.policy, std=trainer.std(),
-                                 generator=trainer.generator)
+            episode, _ = rollout(
+                trainer.agent, trainer.envs, obs, policy=config.policy, std=trainer.std(), generator=trainer.generator
+            )
             trainer.optimizer.zero_grad(set_to_none=True)
             hybrid_loss(episode, config.entropy, config.classify_steps)[0].backward()
             grads.append([p.grad for p in trainer.agent.parameters()])
@@ -99,8 +130,12 @@ def reference_two_ranks(config: TrainConfig, out: Path, updates: int) -> dict[st
 
 def test_a_batch_the_processes_cannot_share_is_refused(monkeypatch, mnist_dir, tmp_path):
     monkeypatch.setattr(trainer_module, "init_distributed", lambda device: (0, 3))
-    config = TrainConfig(env="GlimpseMNIST-v0", env_kwargs=dict(data_dir=str(mnist_dir), split="t10k-train",
-                                                                download=False), batch=32, device="cpu")
+    config = TrainConfig(
+        env="GlimpseMNIST-v0",
+        env_kwargs=dict(data_dir=str(mnist_dir), split="t10k-train", download=False),
+        batch=32,
+        device="cpu",
+    )
     with pytest.raises(ValueError, match="batch=32 is not allowed with 3 processes"):
         Trainer(config, tmp_path / "run")
 

@@ -28,8 +28,15 @@ def test_a_refused_reset_leaves_the_episode_and_the_generator_as_they_were():
     env = GlimpseEnv(small_dataset(), **WORLD)
     env.reset(seed=0, options={"index": 0})
     label, glimpse, rng_state = env._label, env._glimpse.copy(), env.np_random.bit_generator.state
-    for seed, options in [(None, {"index": 1, "shift": (5, 0)}), (7, {"index": -1}), (7, {"indx": 3}),
-                          (7, {"shift": (0.5, 0)}), (-3, None), ("7", None), (7, [("index", 1)])]:
+    for seed, options in [
+        (None, {"index": 1, "shift": (5, 0)}),
+        (7, {"index": -1}),
+        (7, {"indx": 3}),
+        (7, {"shift": (0.5, 0)}),
+        (-3, None),
+        ("7", None),
+        (7, [("index", 1)]),
+    ]:
         with pytest.raises(ValueError, match="not allowed"):
             env.reset(seed=seed, options=options)
         assert env._label == label and env.np_random.bit_generator.state == rng_state
@@ -42,15 +49,22 @@ def test_a_refused_batched_reset_leaves_every_env_and_the_generator_as_they_were
     envs = GlimpseVectorEnv(small_dataset(), 4, **WORLD)
     envs.reset(seed=0)
     index, generator = envs.index.clone(), envs._generator.get_state()
-    for seed, options in [(9, {"index": [0, 1, 2, 99]}), (9, {"shift": [[3, 0]] * 4}), (9, {"indx": [0] * 4}),
-                          (9, {"index": [0.0] * 4}), (-1, None), (1.5, None)]:
+    for seed, options in [
+        (9, {"index": [0, 1, 2, 99]}),
+        (9, {"shift": [[3, 0]] * 4}),
+        (9, {"indx": [0] * 4}),
+        (9, {"index": [0.0] * 4}),
+        (-1, None),
+        (1.5, None),
+    ]:
         with pytest.raises(ValueError, match="not allowed"):
             envs.reset(seed=seed, options=options)
         assert torch.equal(envs.index, index) and torch.equal(envs._generator.get_state(), generator)
 
 
-@pytest.mark.parametrize("make", [lambda: GlimpseEnv(small_dataset(), **WORLD),
-                                  lambda: GlimpseVectorEnv(small_dataset(), 2, **WORLD)])
+@pytest.mark.parametrize(
+    "make", [lambda: GlimpseEnv(small_dataset(), **WORLD), lambda: GlimpseVectorEnv(small_dataset(), 2, **WORLD)]
+)
 def test_unknown_reset_options_are_refused_with_the_allowed_keys(make):
     with pytest.raises(ValueError, match=r"\['indx'\] are not allowed: the allowed keys are \['index', 'shift'\]"):
         make().reset(options={"indx": 3})
@@ -72,8 +86,10 @@ def test_actions_that_require_grad_never_pull_the_env_into_autograd():
 
 def _episode_answers(actions: np.ndarray | torch.Tensor) -> tuple[int, int]:
     """The answer of the single env and of a batch of one, to the same final action."""
-    single, batch = GlimpseEnv(small_dataset(), n_glimpses=1, patch=4), GlimpseVectorEnv(small_dataset(), 1,
-                                                                                         n_glimpses=1, patch=4)
+    single, batch = (
+        GlimpseEnv(small_dataset(), n_glimpses=1, patch=4),
+        GlimpseVectorEnv(small_dataset(), 1, n_glimpses=1, patch=4),
+    )
     single.reset(seed=0)
     batch.reset(seed=0)
     info_single = single.step(actions)[4]
@@ -81,8 +97,9 @@ def _episode_answers(actions: np.ndarray | torch.Tensor) -> tuple[int, int]:
     return info_single["prediction"], int(info_batch["prediction"][0])
 
 
-@pytest.mark.parametrize("scores", [[0.0, 1.0, 1.0 + 1e-12, 0.0], [1e39, 3e39, 2e39, 0.0],
-                                    [-1e300, -1e299, 0.0, 1e-320]])
+@pytest.mark.parametrize(
+    "scores", [[0.0, 1.0, 1.0 + 1e-12, 0.0], [1e39, 3e39, 2e39, 0.0], [-1e300, -1e299, 0.0, 1e-320]]
+)
 def test_float64_answers_are_read_at_full_precision_by_both_envs(scores):
     actions = np.array([0.0, 0.0, *scores])
     expected = int(np.argmax(scores))
@@ -95,18 +112,23 @@ def test_half_precision_torch_actions_are_read_the_same_by_both_envs():
     assert _episode_answers(actions) == (1, 1)
 
 
-@pytest.mark.parametrize("action", [
-    [0.0, [1.0, 2.0], 0.0, 0.0, 0.0, 0.0],  # ragged
-    torch.zeros(6).to_sparse(),
-    torch.zeros(6, device="meta"),
-    "abcdef",
-    {"x": 0.0},
-    np.zeros(6, dtype=complex),
-    None,
-])
+@pytest.mark.parametrize(
+    "action",
+    [
+        [0.0, [1.0, 2.0], 0.0, 0.0, 0.0, 0.0],  # ragged
+        torch.zeros(6).to_sparse(),
+        torch.zeros(6, device="meta"),
+        "abcdef",
+        {"x": 0.0},
+        np.zeros(6, dtype=complex),
+        None,
+    ],
+)
 def test_bad_continuous_actions_are_value_errors_naming_what_is_allowed(action):
-    for env, batch in ((GlimpseEnv(small_dataset(), **WORLD), False), (GlimpseVectorEnv(small_dataset(), 1, **WORLD),
-                                                                       True)):
+    for env, batch in (
+        (GlimpseEnv(small_dataset(), **WORLD), False),
+        (GlimpseVectorEnv(small_dataset(), 1, **WORLD), True),
+    ):
         env.reset(seed=0)
         with pytest.raises(ValueError, match="not allowed: use .*floats of shape"):
             env.step([action] if batch and isinstance(action, list) else action)
@@ -126,14 +148,17 @@ def test_discrete_actions_must_be_one_integer_as_the_space_says(action):
         env.step(good)
 
 
-@pytest.mark.parametrize("options,match", [
-    (dict(glimpse_cost=None), "glimpse_cost=None is not allowed"),
-    (dict(glimpse_cost="abc"), "glimpse_cost='abc' is not allowed"),
-    (dict(glimpse_cost=float("nan")), "glimpse_cost=nan is not allowed"),
-    (dict(n_glimpses=10**12), r"n_glimpses=1000000000000 is not allowed: it must be an integer in \[1, 1,024\]"),
-    (dict(scales=60), r"scales=60 is not allowed: it must be an integer in \[1, 31\]"),
-    (dict(scales=28, patch=16), "scales=28 is not allowed with patch=16"),
-])
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        (dict(glimpse_cost=None), "glimpse_cost=None is not allowed"),
+        (dict(glimpse_cost="abc"), "glimpse_cost='abc' is not allowed"),
+        (dict(glimpse_cost=float("nan")), "glimpse_cost=nan is not allowed"),
+        (dict(n_glimpses=10**12), r"n_glimpses=1000000000000 is not allowed: it must be an integer in \[1, 1,024\]"),
+        (dict(scales=60), r"scales=60 is not allowed: it must be an integer in \[1, 31\]"),
+        (dict(scales=28, patch=16), "scales=28 is not allowed with patch=16"),
+    ],
+)
 def test_bad_world_options_are_value_errors_before_anything_is_allocated(options, match):
     with pytest.raises(ValueError, match=match):
         GlimpseEnv(small_dataset(), **{**WORLD, **options})
@@ -149,8 +174,9 @@ def test_bad_house_number_seeds_are_value_errors(data_seed):
         SyntheticHouseNumbers("train", 64, seed=1.5)
 
 
-@pytest.mark.parametrize("device", ["gpu", 5, "mps", "cuda:a", None] + ([] if torch.cuda.is_available() else
-                                                                       ["cuda", "cuda:0"]))
+@pytest.mark.parametrize(
+    "device", ["gpu", 5, "mps", "cuda:a", None] + ([] if torch.cuda.is_available() else ["cuda", "cuda:0"])
+)
 def test_devices_this_machine_lacks_are_value_errors(device):
     with pytest.raises(ValueError, match=re.escape(f"device={device!r} is not allowed")):
         gym.make_vec("GlimpseHouseNumbers-v0", num_envs=2, device=device, size=64)

@@ -248,13 +248,16 @@ def test_render_shows_glimpse_squares_and_path():
 
 
 # ---------------------------------------------------------------- bad input: clear errors, env stays usable
-@pytest.mark.parametrize("action,match", [
-    (np.zeros(6, np.float32), r"shape \(6,\)"),
-    (np.zeros(7, np.int64), "dtype int64"),
-    (np.array([0, 0, 1, np.nan, 0, 0, 0], np.float32), "finite"),
-    (np.array([np.inf, 0, 1, 0, 0, 0, 0], np.float32), "finite"),
-    ("left", "dtype <U4"),
-])
+@pytest.mark.parametrize(
+    "action,match",
+    [
+        (np.zeros(6, np.float32), r"shape \(6,\)"),
+        (np.zeros(7, np.int64), "dtype int64"),
+        (np.array([0, 0, 1, np.nan, 0, 0, 0], np.float32), "finite"),
+        (np.array([np.inf, 0, 1, 0, 0, 0, 0], np.float32), "finite"),
+        ("left", "dtype <U4"),
+    ],
+)
 def test_bad_continuous_actions(action, match):
     env = small_world(n_glimpses=3)
     env.reset(seed=0)
@@ -264,8 +267,10 @@ def test_bad_continuous_actions(action, match):
     assert obs["t"][0] == pytest.approx(2 / 3) and not terminated
 
 
-@pytest.mark.parametrize("action,match", [(21, r"action 21 .*\[0, 21\)"), (-1, "action -1"), (2.0, "2.0"),
-                                          (np.array([1, 2]), r"array\(\[1, 2\]\)")])
+@pytest.mark.parametrize(
+    "action,match",
+    [(21, r"action 21 .*\[0, 21\)"), (-1, "action -1"), (2.0, "2.0"), (np.array([1, 2]), r"array\(\[1, 2\]\)")],
+)
 def test_bad_discrete_actions(action, match):
     env = small_world(n_glimpses=3, action_mode="discrete")
     env.reset(seed=0)
@@ -282,18 +287,21 @@ def test_step_before_reset_is_a_value_error(world_kwargs):
     env.step(env.action_space.sample())
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(colour=True), r"unknown option\(s\) \['colour'\]"),
-    (dict(action_mode="grid"), "action_mode='grid'"),
-    (dict(reward_mode="sparse"), "reward_mode='sparse'"),
-    (dict(start="corner"), "start='corner'"),
-    (dict(n_glimpses=0), "n_glimpses=0"),
-    (dict(patch=40), "smaller than the finest patch"),
-    (dict(render_mode="human"), "render_mode='human'"),
-    (dict(glimpse_cost=-1), "glimpse_cost"),
-    (dict(action_mode="discrete", reward_mode="dense"), "reward_mode='dense' is not allowed with"),
-    (dict(split="valid"), "split='valid'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(colour=True), r"unknown option\(s\) \['colour'\]"),
+        (dict(action_mode="grid"), "action_mode='grid'"),
+        (dict(reward_mode="sparse"), "reward_mode='sparse'"),
+        (dict(start="corner"), "start='corner'"),
+        (dict(n_glimpses=0), "n_glimpses=0"),
+        (dict(patch=40), "smaller than the finest patch"),
+        (dict(render_mode="human"), "render_mode='human'"),
+        (dict(glimpse_cost=-1), "glimpse_cost"),
+        (dict(action_mode="discrete", reward_mode="dense"), "reward_mode='dense' is not allowed with"),
+        (dict(split="valid"), "split='valid'"),
+    ],
+)
 def test_bad_options_are_value_errors(kwargs, match, world_kwargs):
     with pytest.raises(ValueError, match=match):
         gym.make("GlimpseMNIST-v0", **{**world_kwargs("GlimpseMNIST-v0"), **kwargs})
@@ -312,8 +320,9 @@ def test_image_smaller_than_patch_and_bad_index():
 
 def test_own_float_images_make_a_world():
     rng = np.random.default_rng(0)
-    env = GlimpseEnv(ArrayDataset(rng.random((10, 20, 24)), rng.integers(0, 3, 10)), patch=6, scales=2,
-                     action_mode="discrete")
+    env = GlimpseEnv(
+        ArrayDataset(rng.random((10, 20, 24)), rng.integers(0, 3, 10)), patch=6, scales=2, action_mode="discrete"
+    )
     obs, _ = env.reset(seed=0)
     assert obs["glimpse"].shape == (2, 1, 6, 6) and env.action_space.n == 4 * 4 + 3
     check_env(env, skip_render_check=True)
@@ -340,8 +349,13 @@ def test_shift_shows_the_moved_image(env_id, world_kwargs):
     rng = np.random.default_rng(0)
     for index, shift in [(0, (3, -2)), (5, (-3, 3)), (9, (0, 1))]:
         image, label = dataset.get(index)
-        moved = GlimpseEnv(ArrayDataset(translate(image, *shift)[None], [label], 10), patch=env.world.geometry.patch,
-                           scales=env.world.geometry.scales, n_glimpses=env.n_glimpses, render_mode="rgb_array")
+        moved = GlimpseEnv(
+            ArrayDataset(translate(image, *shift)[None], [label], 10),
+            patch=env.world.geometry.patch,
+            scales=env.world.geometry.scales,
+            n_glimpses=env.n_glimpses,
+            render_mode="rgb_array",
+        )
         obs, _ = env.reset(options={"index": index, "shift": shift})
         expected, _ = moved.reset(options={"index": 0})
         np.testing.assert_allclose(obs["glimpse"], expected["glimpse"], atol=1e-6)
@@ -367,14 +381,17 @@ def test_shift_draws_are_seeded_and_bounded(world_kwargs):
     np.testing.assert_array_equal(a["glimpse"], b["glimpse"])  # shift=0 draws nothing: old seeds still hold
 
 
-@pytest.mark.parametrize("kwargs,options,match", [
-    (dict(shift=-1), None, "shift=-1"),
-    (dict(shift=28), None, r"shift=28 is not allowed for 28x28 images: use 0 <= shift < 28"),
-    (dict(context_size=29), None, r"context_size=29 is not allowed for 28x28 images: use 1 <= context_size <= 28"),
-    (dict(shift=2), {"shift": (3, 0)}, r"options\['shift'\]=\(3, 0\) is not allowed: .*\[-2, 2\]"),
-    (dict(shift=2), {"shift": (0.5, 0)}, r"options\['shift'\]"),
-    (dict(), {"shift": (1, 0)}, r"\[-0, 0\]"),
-])
+@pytest.mark.parametrize(
+    "kwargs,options,match",
+    [
+        (dict(shift=-1), None, "shift=-1"),
+        (dict(shift=28), None, r"shift=28 is not allowed for 28x28 images: use 0 <= shift < 28"),
+        (dict(context_size=29), None, r"context_size=29 is not allowed for 28x28 images: use 1 <= context_size <= 28"),
+        (dict(shift=2), {"shift": (3, 0)}, r"options\['shift'\]=\(3, 0\) is not allowed: .*\[-2, 2\]"),
+        (dict(shift=2), {"shift": (0.5, 0)}, r"options\['shift'\]"),
+        (dict(), {"shift": (1, 0)}, r"\[-0, 0\]"),
+    ],
+)
 def test_bad_shift_is_a_value_error(kwargs, options, match, world_kwargs):
     with pytest.raises(ValueError, match=match):
         env = gym.make("GlimpseMNIST-v0", **{**world_kwargs("GlimpseMNIST-v0"), **kwargs})

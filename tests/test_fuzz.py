@@ -24,22 +24,43 @@ from tests.conftest import cli_train_args
 
 
 def fuzz(examples: int):
-    return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=examples, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
 
 
-DATASET = ArrayDataset(np.random.default_rng(0).integers(0, 256, (12, 16, 16, 1), dtype=np.uint8),
-                       np.arange(12) % 4, 4)
+DATASET = ArrayDataset(np.random.default_rng(0).integers(0, 256, (12, 16, 16, 1), dtype=np.uint8), np.arange(12) % 4, 4)
 WORLD = dict(patch=4, scales=2, n_glimpses=5, shift=2)
 N = 3  # batched envs
 
-numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64), st.integers(-(2**70), 2**70),
-                    st.sampled_from([0.0, -0.0, 1e-320, 3.5e38, -1e300, 0.5]))
+numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([0.0, -0.0, 1e-320, 3.5e38, -1e300, 0.5]),
+)
 SHAPES = [(), (1,), (5,), (6,), (7,), (1, 6), (6, 1), (2, 3), (N,), (N, 6), (N, 5), (N, 1), (1, N)]
-NUMPY_DTYPES = [np.float16, np.float32, np.float64, np.int8, np.int32, np.int64, np.uint8, np.uint64, np.bool_,
-                np.complex64]
-TORCH_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int32, torch.int64, torch.uint8,
-                torch.bool]
+NUMPY_DTYPES = [
+    np.float16,
+    np.float32,
+    np.float64,
+    np.int8,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint64,
+    np.bool_,
+    np.complex64,
+]
+TORCH_DTYPES = [
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+    torch.int32,
+    torch.int64,
+    torch.uint8,
+    torch.bool,
+]
 
 
 @st.composite
@@ -48,8 +69,11 @@ def arrays(draw) -> np.ndarray:
     values = draw(st.lists(numbers, min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
     dtype = draw(st.sampled_from(NUMPY_DTYPES))
     with np.errstate(all="ignore"):
-        return np.array(np.array(values, dtype=object).astype(np.float64), dtype=np.float64).astype(dtype) \
-            if dtype != np.uint64 else np.abs(np.nan_to_num(np.array(values, dtype=np.float64))).astype(dtype)
+        return (
+            np.array(np.array(values, dtype=object).astype(np.float64), dtype=np.float64).astype(dtype)
+            if dtype != np.uint64
+            else np.abs(np.nan_to_num(np.array(values, dtype=np.float64))).astype(dtype)
+        )
 
 
 @st.composite
@@ -65,18 +89,26 @@ def tensors(draw) -> torch.Tensor:
 def shaped(shape: tuple[int, ...]) -> st.SearchStrategy:
     """Float arrays and tensors of the right shape: mostly good actions, some with NaN or inf."""
     values = st.lists(st.one_of(st.floats(-3, 3), numbers), min_size=int(np.prod(shape)), max_size=int(np.prod(shape)))
+
     def cast(pair):
         with np.errstate(over="ignore"):  # large numbers become inf in float16 / float32: refused, as they must be
             return np.array(pair[0], dtype=np.float64).reshape(shape).astype(pair[1])
 
     array = st.tuples(values, st.sampled_from([np.float16, np.float32, np.float64])).map(cast)
     tensor = st.tuples(values, st.sampled_from([torch.float32, torch.float64, torch.bfloat16]), st.booleans()).map(
-        lambda t: torch.tensor(t[0], dtype=torch.float64).reshape(shape).to(t[1]).requires_grad_(t[2]))
+        lambda t: torch.tensor(t[0], dtype=torch.float64).reshape(shape).to(t[1]).requires_grad_(t[2])
+    )
     return st.one_of(array, tensor, values.map(lambda v: np.reshape(v, shape).tolist()))
 
 
-junk = st.one_of(st.none(), st.text(max_size=5), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-                 st.lists(st.one_of(numbers, st.lists(numbers, max_size=3)), max_size=8), numbers, st.booleans())
+junk = st.one_of(
+    st.none(),
+    st.text(max_size=5),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.lists(st.one_of(numbers, st.lists(numbers, max_size=3)), max_size=8),
+    numbers,
+    st.booleans(),
+)
 actions = st.one_of(arrays(), tensors(), junk)
 
 
@@ -95,13 +127,28 @@ def as_float64(value) -> np.ndarray | None:
 
 
 def single_state(env: GlimpseEnv) -> tuple:
-    return (env._steps, list(env._locs), env._glimpse.copy().tobytes(), env._label, env._active, env._index,
-            json.dumps(env.np_random.bit_generator.state, default=str))
+    return (
+        env._steps,
+        list(env._locs),
+        env._glimpse.copy().tobytes(),
+        env._label,
+        env._active,
+        env._index,
+        json.dumps(env.np_random.bit_generator.state, default=str),
+    )
 
 
 def batch_state(envs: GlimpseVectorEnv) -> tuple:
-    tensors_ = (envs.index, envs.label, envs.steps, envs.glimpses, envs.locs, envs.glimpse, envs.shift,
-                envs._generator.get_state())
+    tensors_ = (
+        envs.index,
+        envs.label,
+        envs.steps,
+        envs.glimpses,
+        envs.locs,
+        envs.glimpse,
+        envs.shift,
+        envs._generator.get_state(),
+    )
     return tuple(t.clone().numpy().tobytes() for t in tensors_)
 
 
@@ -131,16 +178,28 @@ def test_single_env_continuous_actions(action):
 
 
 @fuzz(1000)
-@given(action=st.one_of(st.integers(-5, 30), st.integers(-5, 30).map(np.int64), st.integers(0, 30).map(np.array),
-                        st.integers(-5, 30).map(torch.tensor), actions))
+@given(
+    action=st.one_of(
+        st.integers(-5, 30),
+        st.integers(-5, 30).map(np.int64),
+        st.integers(0, 30).map(np.array),
+        st.integers(-5, 30).map(torch.tensor),
+        actions,
+    )
+)
 def test_single_env_discrete_actions(action):
     env = GlimpseEnv(DATASET, **{**WORLD, "action_mode": "discrete"})
     env.reset(seed=1)
     n = env.action_space.n
     integer = (isinstance(action, (int, np.integer)) and not isinstance(action, (bool, np.bool_))) or (
-        isinstance(action, (np.ndarray, torch.Tensor)) and tuple(action.shape) == ()
-        and not (action.dtype.is_floating_point or action.dtype == torch.bool if isinstance(action, torch.Tensor)
-                 else action.dtype.kind not in "iu"))
+        isinstance(action, (np.ndarray, torch.Tensor))
+        and tuple(action.shape) == ()
+        and not (
+            action.dtype.is_floating_point or action.dtype == torch.bool
+            if isinstance(action, torch.Tensor)
+            else action.dtype.kind not in "iu"
+        )
+    )
     if integer and 0 <= int(action) < n:
         event("accepted")
         obs, *_ = env.step(action)
@@ -172,7 +231,8 @@ def test_batched_discrete_actions(action):
     envs.reset(seed=1)
     n = envs.single_action_space.n
     kind_ok = (isinstance(action, np.ndarray) and action.dtype.kind in "iu") or (
-        isinstance(action, torch.Tensor) and not action.dtype.is_floating_point and action.dtype != torch.bool)
+        isinstance(action, torch.Tensor) and not action.dtype.is_floating_point and action.dtype != torch.bool
+    )
     if kind_ok and tuple(action.shape) == (N,) and all(0 <= int(a) < n for a in action.tolist()):
         event("accepted")
         envs.step(action)
@@ -181,15 +241,29 @@ def test_batched_discrete_actions(action):
 
 
 # ---------------------------------------------------------------- resets
-seeds = st.one_of(st.none(), st.integers(-3, 2**66), st.integers(0, 100), st.floats(), st.text(max_size=2),
-                  st.booleans())
-option_values = st.one_of(st.none(), st.integers(-3, 14), st.floats(-3, 3), st.text(max_size=2), st.booleans(),
-                          st.tuples(st.integers(-4, 4), st.integers(-4, 4)), st.lists(st.integers(-4, 14), max_size=4),
-                          st.lists(st.tuples(st.integers(-3, 3), st.integers(-3, 3)), min_size=N, max_size=N))
-good_options = st.fixed_dictionaries({}, optional={
-    "index": st.one_of(st.integers(-1, 12), st.lists(st.integers(-1, 12), min_size=N, max_size=N)),
-    "shift": st.one_of(st.tuples(st.integers(-3, 3), st.integers(-3, 3)),
-                       st.lists(st.tuples(st.integers(-3, 3), st.integers(-3, 3)), min_size=N, max_size=N))})
+seeds = st.one_of(
+    st.none(), st.integers(-3, 2**66), st.integers(0, 100), st.floats(), st.text(max_size=2), st.booleans()
+)
+option_values = st.one_of(
+    st.none(),
+    st.integers(-3, 14),
+    st.floats(-3, 3),
+    st.text(max_size=2),
+    st.booleans(),
+    st.tuples(st.integers(-4, 4), st.integers(-4, 4)),
+    st.lists(st.integers(-4, 14), max_size=4),
+    st.lists(st.tuples(st.integers(-3, 3), st.integers(-3, 3)), min_size=N, max_size=N),
+)
+good_options = st.fixed_dictionaries(
+    {},
+    optional={
+        "index": st.one_of(st.integers(-1, 12), st.lists(st.integers(-1, 12), min_size=N, max_size=N)),
+        "shift": st.one_of(
+            st.tuples(st.integers(-3, 3), st.integers(-3, 3)),
+            st.lists(st.tuples(st.integers(-3, 3), st.integers(-3, 3)), min_size=N, max_size=N),
+        ),
+    },
+)
 any_keys = st.dictionaries(st.sampled_from(["index", "shift", "indx", "seed", 3]), option_values, max_size=3)
 options = st.one_of(st.none(), good_options, any_keys, st.lists(st.integers(), max_size=2))
 
@@ -200,8 +274,11 @@ def _good_seed(seed) -> bool:
 
 def _ints(value, shape) -> np.ndarray | None:
     array = np.asarray(value, dtype=object) if isinstance(value, (list, tuple)) else None
-    if array is None or array.shape != shape or not all(isinstance(v, int) and not isinstance(v, bool)
-                                                        for v in array.reshape(-1)):
+    if (
+        array is None
+        or array.shape != shape
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in array.reshape(-1))
+    ):
         return None
     return array.astype(np.int64)
 
@@ -251,17 +328,30 @@ def test_batched_resets(seed, opts):
 # ---------------------------------------------------------------- constructors
 def _choices(*good):
     """Mostly (4 in 5) one of the ``good`` values, else one of every kind of bad one."""
-    return st.one_of(*[st.sampled_from(good)] * 4,
-                     st.sampled_from([None, -1, 0, 2.5, "2", True, float("nan"), 10**9, [2]]))
+    return st.one_of(
+        *[st.sampled_from(good)] * 4, st.sampled_from([None, -1, 0, 2.5, "2", True, float("nan"), 10**9, [2]])
+    )
 
 
-world_options = st.fixed_dictionaries({}, optional={
-    "patch": _choices(1, 4, 16, 17), "scales": _choices(1, 3, 30), "scale_factor": _choices(2, 3),
-    "n_glimpses": _choices(1, 6, 1024, 1025), "action_mode": _choices("continuous", "discrete", "Discrete"),
-    "grid": _choices(1, 5), "glimpse_cost": _choices(0.0, 0.1, 3), "reward_mode": _choices("final", "dense"),
-    "start": _choices("center", "random", "choose"), "context_size": _choices(4, 16, 17),
-    "order": _choices("random", "sequential"), "stride": _choices(1, 5), "shift": _choices(0, 3, 15, 16),
-    "render_mode": _choices("rgb_array", "human")})
+world_options = st.fixed_dictionaries(
+    {},
+    optional={
+        "patch": _choices(1, 4, 16, 17),
+        "scales": _choices(1, 3, 30),
+        "scale_factor": _choices(2, 3),
+        "n_glimpses": _choices(1, 6, 1024, 1025),
+        "action_mode": _choices("continuous", "discrete", "Discrete"),
+        "grid": _choices(1, 5),
+        "glimpse_cost": _choices(0.0, 0.1, 3),
+        "reward_mode": _choices("final", "dense"),
+        "start": _choices("center", "random", "choose"),
+        "context_size": _choices(4, 16, 17),
+        "order": _choices("random", "sequential"),
+        "stride": _choices(1, 5),
+        "shift": _choices(0, 3, 15, 16),
+        "render_mode": _choices("rgb_array", "human"),
+    },
+)
 
 
 @fuzz(500)
@@ -340,19 +430,44 @@ def run_folder(mnist_dir, tmp_path_factory) -> Path:
     from activevision.cli import main
 
     out = tmp_path_factory.mktemp("fuzz_runs") / "run"
-    main(cli_train_args(mnist_dir, "ram", out, "--steps", "1", "--batch", "4", "--hidden", "8", "--glimpse-hidden",
-                        "4", "--eval-batch", "100"))
+    main(
+        cli_train_args(
+            mnist_dir,
+            "ram",
+            out,
+            "--steps",
+            "1",
+            "--batch",
+            "4",
+            "--hidden",
+            "8",
+            "--glimpse-hidden",
+            "4",
+            "--eval-batch",
+            "100",
+        )
+    )
     return out
 
 
-config_values = st.one_of(st.none(), st.booleans(), st.integers(-2, 3), st.sampled_from([10**9, 0.5, -1e-3, 1e308]),
-                          st.text(max_size=4), st.lists(st.integers(), max_size=2), st.just({"size": 5}),
-                          st.sampled_from(["gam", "ram", "GlimpseMNIST-v0", "gru", "all", "random", "continuous"]))
+config_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 3),
+    st.sampled_from([10**9, 0.5, -1e-3, 1e308]),
+    st.text(max_size=4),
+    st.lists(st.integers(), max_size=2),
+    st.just({"size": 5}),
+    st.sampled_from(["gam", "ram", "GlimpseMNIST-v0", "gru", "all", "random", "continuous"]),
+)
 
 
 @fuzz(200)
-@given(changes=st.dictionaries(st.sampled_from(config_fields(TrainConfig) + ("nonsense",)), config_values,
-                               min_size=1, max_size=2))
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(config_fields(TrainConfig) + ("nonsense",)), config_values, min_size=1, max_size=2
+    )
+)
 def test_edited_config_files_are_refused_by_name_or_load(changes, run_folder, tmp_path_factory):
     folder = tmp_path_factory.mktemp("edited") / "run"
     shutil.copytree(run_folder, folder)

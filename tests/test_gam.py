@@ -19,20 +19,38 @@ STEPS = 5
 
 @pytest.fixture()
 def config(mnist_dir, device) -> TrainConfig:
-    return TrainConfig(agent="gam", env="GlimpseMNIST-v0", env_kwargs=dict(data_dir=str(mnist_dir),
-                                                                            split="t10k-train", download=False),
-                       eval_split="t10k-test", steps=6, batch=16, eval_every=1000, checkpoint_every=1000,
-                       eval_batch=500, device=device, hidden=32, glimpse_hidden=16)
+    return TrainConfig(
+        agent="gam",
+        env="GlimpseMNIST-v0",
+        env_kwargs=dict(data_dir=str(mnist_dir), split="t10k-train", download=False),
+        eval_split="t10k-test",
+        steps=6,
+        batch=16,
+        eval_every=1000,
+        checkpoint_every=1000,
+        eval_batch=500,
+        device=device,
+        hidden=32,
+        glimpse_hidden=16,
+    )
 
 
-def episode_inputs(layers: int = 1, seed: int = 0, encoder_skip: bool = False,
-                   device: str = "cpu") -> tuple[GAM, dict, torch.Tensor, torch.Tensor]:
+def episode_inputs(
+    layers: int = 1, seed: int = 0, encoder_skip: bool = False, device: str = "cpu"
+) -> tuple[GAM, dict, torch.Tensor, torch.Tensor]:
     """A GAM over house-number worlds (2 scales, 3 channels) and random glimpses and locations of 4 episodes."""
     envs = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=4, device=device, context_size=12, size=50)
     obs, _ = envs.reset(seed=seed)
     torch.manual_seed(seed)
-    model = GAM(envs.single_observation_space, 10, hidden=32, glimpse_hidden=16, layers=layers, heads=4,
-                encoder_skip=encoder_skip).eval()
+    model = GAM(
+        envs.single_observation_space,
+        10,
+        hidden=32,
+        glimpse_hidden=16,
+        layers=layers,
+        heads=4,
+        encoder_skip=encoder_skip,
+    ).eval()
     torch.nn.init.normal_(model.locator[2].weight)  # a trained locator: the fresh one puts every mean at the centre
     if encoder_skip:
         torch.nn.init.normal_(model.encoder_skip.weight, std=0.1)  # likewise
@@ -130,33 +148,91 @@ def test_gam_defaults_checkpoint_and_resume_equals_uninterrupted(config, tmp_pat
 def test_cli_train_eval_render_gam(mnist_dir, svhn_dir, tmp_path, capsys):
     out = tmp_path / "gam"
     kwargs = f'{{"data_dir": "{mnist_dir}", "split": "t10k-train", "download": false, "context_size": 14}}'
-    main(["train", "gam", "--env", "GlimpseMNIST-v0", "--env-kwargs", kwargs, "--eval-split", "t10k-test",
-          "--steps", "2", "--batch", "8", "--hidden", "16", "--layers", "2", "--heads", "2", "--encoder-skip",
-          "--device", "cpu",
-          "--out", str(out), "--quiet"])
+    main(
+        [
+            "train",
+            "gam",
+            "--env",
+            "GlimpseMNIST-v0",
+            "--env-kwargs",
+            kwargs,
+            "--eval-split",
+            "t10k-test",
+            "--steps",
+            "2",
+            "--batch",
+            "8",
+            "--hidden",
+            "16",
+            "--layers",
+            "2",
+            "--heads",
+            "2",
+            "--encoder-skip",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert "gam on GlimpseMNIST-v0" in capsys.readouterr().out
     config, agent, _ = load_run(out, "cpu")
     assert config.agent == "gam" and len(agent.encoder) == 2 and config.env_kwargs["context_size"] == 14
     assert config.encoder_skip and agent.encoder_skip is not None
     main(["eval", str(out), "--split", "t10k-test", "--device", "cpu"])
     assert "over 2000 images" in capsys.readouterr().out
-    main(["render", str(out), "--split", "t10k-test", "--examples", "2", "--out", str(tmp_path / "g.png"),
-          "--device", "cpu"])
+    main(
+        [
+            "render",
+            str(out),
+            "--split",
+            "t10k-test",
+            "--examples",
+            "2",
+            "--out",
+            str(tmp_path / "g.png"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert (tmp_path / "g.png").is_file()
     svhn = f'{{"data_dir": "{svhn_dir}", "download": false, "verify": false}}'  # real .mat layout, own files
-    main(["train", "gam", "--env", "GlimpseSVHN-v0", "--env-kwargs", svhn, "--steps", "2", "--batch", "8",
-          "--eval-batch", "30", "--device", "cpu", "--out", str(tmp_path / "svhn"), "--quiet"])
+    main(
+        [
+            "train",
+            "gam",
+            "--env",
+            "GlimpseSVHN-v0",
+            "--env-kwargs",
+            svhn,
+            "--steps",
+            "2",
+            "--batch",
+            "8",
+            "--eval-batch",
+            "30",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "svhn"),
+            "--quiet",
+        ]
+    )
     assert "gam on GlimpseSVHN-v0 (learned locations), 2 updates: test accuracy" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("changes,match", [
-    (dict(compile=True), "compile=True is not allowed for gam"),
-    (dict(hidden=30, heads=4), "hidden=30 is not allowed with heads=4"),
-    (dict(layers=0), "layers=0"),
-    (dict(agent="ram", encoder_skip=True), "encoder_skip=True is not allowed for ram"),
-    (dict(encoder_skip="yes"), "encoder_skip='yes' is not allowed"),
-    (dict(agent="dram"), "agent='dram'"),
-])
+@pytest.mark.parametrize(
+    "changes,match",
+    [
+        (dict(compile=True), "compile=True is not allowed for gam"),
+        (dict(hidden=30, heads=4), "hidden=30 is not allowed with heads=4"),
+        (dict(layers=0), "layers=0"),
+        (dict(agent="ram", encoder_skip=True), "encoder_skip=True is not allowed for ram"),
+        (dict(encoder_skip="yes"), "encoder_skip='yes' is not allowed"),
+        (dict(agent="dram"), "agent='dram'"),
+    ],
+)
 def test_bad_gam_options_are_named(config, changes, match):
     with pytest.raises(ValueError, match=match):
         candidate = TrainConfig(**{**config.__dict__, **changes}).check()

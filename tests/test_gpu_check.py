@@ -14,12 +14,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_gpu_check_prints_and_writes_every_figure(tmp_path, device):
     out = tmp_path / "gpu.csv"
-    result = subprocess.run([sys.executable, "benchmarks/gpu.py", "--device", device, "--quick", "--csv", str(out)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "benchmarks/gpu.py", "--device", device, "--quick", "--csv", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = list(csv.DictReader(out.open()))
-    assert collections.Counter(row["figure"] for row in rows) == {"env_steps": 4, "ram_training": 2, "inference": 4,
-                                                                 "time_to_98": 1}
+    assert collections.Counter(row["figure"] for row in rows) == {
+        "env_steps": 4,
+        "ram_training": 2,
+        "inference": 4,
+        "time_to_98": 1,
+    }
     assert all(float(row["value"]) > 0 and row["device"] == device for row in rows)
     printed = [line for line in result.stdout.splitlines() if line.startswith("gpu_check ") and " device=" in line]
     assert len(printed) == len(rows)

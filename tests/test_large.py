@@ -27,8 +27,9 @@ def in_memory(large: LargeImageDataset) -> ArrayDataset:
     return ArrayDataset(np.array(large.images), large.labels, num_classes=large.num_classes)
 
 
-def plain(large: LargeImageDataset, phases: tuple[int, ...], q: int, block: int = MAX_BLOCK,
-          copy: int = 0) -> np.ndarray:
+def plain(
+    large: LargeImageDataset, phases: tuple[int, ...], q: int, block: int = MAX_BLOCK, copy: int = 0
+) -> np.ndarray:
     """Copy ``copy`` of phase q in the tables of ``phases`` for blocks up to ``block``, read back in plain (N, C,
     H + 1, W + 1) order through the layout's offsets, as the sums modulo 2^16 or 2^32 (non-negative)."""
     table, layout = large.tables(phases, block=block)
@@ -71,8 +72,13 @@ def test_the_copy_chosen_for_a_row_holds_the_rows_around_it_in_one_tile_row(q):
         assert copy in (0, 1)
     assert max(spans) == 1
     one = PhaseLayout(rows=5001, cols=300, q=q)
-    assert max(len(set(((one.row_offsets(np.arange(y, y + 25 * q, q)) - (y % q) * q * one.plane) // tile_row)
-                       .tolist())) for y in range(0, 4000, q)) == 2  # without it, blocks straddle
+    assert (
+        max(
+            len(set(((one.row_offsets(np.arange(y, y + 25 * q, q)) - (y % q) * q * one.plane) // tile_row).tolist()))
+            for y in range(0, 4000, q)
+        )
+        == 2
+    )  # without it, blocks straddle
 
 
 @pytest.mark.parametrize("q,copies", [(1, 1), (1, 2), (4, 2), (16, 2)])
@@ -133,23 +139,29 @@ def test_worlds_reading_three_phase_tables_equal_the_same_canvases_in_memory(tmp
         a, *_ = lazy.step(actions)
         b, *_ = memory.step(actions)
     assert float(b["glimpse"].abs().sum()) > 0
-    single, reference = GlimpseEnv(large, **options, start="random"), GlimpseEnv(in_memory(large), **options,
-                                                                                  start="random")
+    single, reference = (
+        GlimpseEnv(large, **options, start="random"),
+        GlimpseEnv(in_memory(large), **options, start="random"),
+    )
     one_copy = GlimpseEnv(LargeImageDataset(large.folder, phase_copies=False), **options, start="random")
     for seed in range(3):
         expected = reference.reset(seed=seed)[0]["glimpse"]
         np.testing.assert_allclose(single.reset(seed=seed)[0]["glimpse"], expected, atol=1e-6)
         np.testing.assert_allclose(one_copy.reset(seed=seed)[0]["glimpse"], expected, atol=1e-6)
-    assert sorted(p.name for p in large.folder.glob("integral*")) == ["integral-v2-q1-4-16-r2.i16",
-                                                                       "integral-v2-q1-r1.i16"]
+    assert sorted(p.name for p in large.folder.glob("integral*")) == [
+        "integral-v2-q1-4-16-r2.i16",
+        "integral-v2-q1-r1.i16",
+    ]
     with pytest.raises(ValueError, match="phase_copies='no' is not allowed"):
         LargeImageDataset(large.folder, phase_copies="no")
 
 
-@pytest.mark.parametrize("canvas,scales,dtype,modulus,max_side", [(600, 3, torch.int16, 2**16, 20),
-                                                                    (4500, 6, torch.int32, 2**32, 100)])
-def test_tables_modulo_2_16_or_2_32_give_exact_glimpses_where_the_sums_wrap(tmp_path, canvas, scales, dtype, modulus,
-                                                                           max_side):
+@pytest.mark.parametrize(
+    "canvas,scales,dtype,modulus,max_side", [(600, 3, torch.int16, 2**16, 20), (4500, 6, torch.int32, 2**32, 100)]
+)
+def test_tables_modulo_2_16_or_2_32_give_exact_glimpses_where_the_sums_wrap(
+    tmp_path, canvas, scales, dtype, modulus, max_side
+):
     """A bright canvas whose running sums pass the tables' modulus (2^16 for 16-bit tables: blocks up to 16 pixels;
     2^32 for 32-bit ones: 4,500^2 pixels with 32-pixel blocks), yet every glimpse, at the far corner too, equals the
     in-memory one (exact int64 integral images), and the overview's blocks (30 or 45 pixels: sums of fine blocks
@@ -162,8 +174,9 @@ def test_tables_modulo_2_16_or_2_32_give_exact_glimpses_where_the_sums_wrap(tmp_
     lazy, memory = GlimpseEnv(large, **where), GlimpseEnv(in_memory(large), **where)
     assert lazy._tables.table.dtype == dtype
     for seed in range(2):
-        np.testing.assert_allclose(lazy.reset(seed=seed)[0]["glimpse"], memory.reset(seed=seed)[0]["glimpse"],
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            lazy.reset(seed=seed)[0]["glimpse"], memory.reset(seed=seed)[0]["glimpse"], atol=1e-6
+        )
     glimpses = []
     for data in (large, in_memory(large)):  # the batched reader, at the bottom-right corner
         envs = GlimpseVectorEnv(data, 1, **dict(where, start="center"))
@@ -219,9 +232,12 @@ def test_offsets_past_2_31_entries_are_read_with_int64_offsets(large, tmp_path):
         sensor.wrap(lambda phases, block: (far, Unrepeating()), height, width)
     image = torch.from_numpy(np.array(large.images[1:2, :, :, :1]))
     loc = torch.tensor([[-0.9, -0.8], [0.0, 0.1], [0.95, 0.9]], dtype=torch.float64)
-    torch.testing.assert_close(sensor.glimpse(state, loc, torch.zeros(3, dtype=torch.long)),
-                               sensor.glimpse(sensor.prepare(image), loc, torch.zeros(3, dtype=torch.long)),
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        sensor.glimpse(state, loc, torch.zeros(3, dtype=torch.long)),
+        sensor.glimpse(sensor.prepare(image), loc, torch.zeros(3, dtype=torch.long)),
+        atol=1e-6,
+        rtol=0,
+    )
 
 
 @pytest.mark.parametrize("mode", ["continuous", "discrete"])
@@ -281,8 +297,15 @@ def test_trainer_and_its_pictures_on_a_large_world(tmp_path, device):
     from activevision.agents.trainer import TrainConfig, Trainer, trace
     from activevision.render import glimpse_grid
 
-    config = TrainConfig(env="GlimpseLargeImage-v0", env_kwargs={"data_dir": str(tmp_path), "canvas": 1100, "size": 8},
-                         batch=8, eval_batch=8, device=device, hidden=32, glimpse_hidden=16)
+    config = TrainConfig(
+        env="GlimpseLargeImage-v0",
+        env_kwargs={"data_dir": str(tmp_path), "canvas": 1100, "size": 8},
+        batch=8,
+        eval_batch=8,
+        device=device,
+        hidden=32,
+        glimpse_hidden=16,
+    )
     trainer = Trainer(config, tmp_path / "run")
     assert trainer.train_step()["loss"] > 0
     seen = trace(trainer.agent, config, trainer.device, split="test", examples=2)

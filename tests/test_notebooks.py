@@ -13,8 +13,12 @@ NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
 
 def test_the_four_notebooks_are_there():
-    assert [path.stem for path in NOTEBOOKS] == ["01_quickstart", "02_stable_baselines3", "03_train_ram",
-                                                 "04_your_own_images"]
+    assert [path.stem for path in NOTEBOOKS] == [
+        "01_quickstart",
+        "02_stable_baselines3",
+        "03_train_ram",
+        "04_your_own_images",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
@@ -30,8 +34,13 @@ def test_notebook_is_committed_without_outputs(path):
 def test_notebook_runs(path):
     """Every cell runs without error (the notebooks assert their own results, e.g. accuracy above chance)."""
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    images = sum("image/png" in output.get("data", {}) for cell in notebook.cells if cell.cell_type == "code"
-                 for output in cell.outputs)
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
+    images = sum(
+        "image/png" in output.get("data", {})
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
     assert images >= 2, f"{path.name} drew {images} pictures"

@@ -21,10 +21,21 @@ from tests.conftest import assert_learns_above_chance, assert_resumes_exactly, c
 
 @pytest.fixture()
 def config(mnist_dir, device) -> TrainConfig:
-    return TrainConfig(agent="ppo-ram", env="GlimpseMNIST-v0",
-                       env_kwargs=dict(data_dir=str(mnist_dir), split="t10k-train", download=False),
-                       eval_split="t10k-test", steps=4, batch=16, eval_every=1000, checkpoint_every=1000,
-                       eval_batch=500, device=device, hidden=32, glimpse_hidden=16, core="gru")
+    return TrainConfig(
+        agent="ppo-ram",
+        env="GlimpseMNIST-v0",
+        env_kwargs=dict(data_dir=str(mnist_dir), split="t10k-train", download=False),
+        eval_split="t10k-test",
+        steps=4,
+        batch=16,
+        eval_every=1000,
+        checkpoint_every=1000,
+        eval_batch=500,
+        device=device,
+        hidden=32,
+        glimpse_hidden=16,
+        core="gru",
+    )
 
 
 def test_gae_matches_a_hand_computation():
@@ -57,8 +68,7 @@ def test_ratio_clipping_matches_a_hand_computation():
     assert log_ratio.grad[2] == 0 and log_ratio.grad[3] == 0 and log_ratio.grad[0] != 0 and log_ratio.grad[5] != 0
 
 
-@pytest.mark.parametrize("core,start", [("ram", "center"), ("ram", "choose"), ("gam", "center"),
-                                        ("gam", "choose")])
+@pytest.mark.parametrize("core,start", [("ram", "center"), ("ram", "choose"), ("gam", "center"), ("gam", "choose")])
 def test_replay_recomputes_what_the_collection_saw(core, start, device):
     """Replaying the recorded glimpses with unchanged parameters gives the collection's log-densities and values
     (the recurrent state is recomputed correctly), for both cores and both starts."""
@@ -76,8 +86,9 @@ def test_replay_recomputes_what_the_collection_saw(core, start, device):
     assert data.log_probs.shape == (decisions, 6) and data.glimpses.shape[:2] == (envs.world.n_glimpses, 6)
     ids = torch.tensor([4, 0, 2], device=device)
     with torch.no_grad():
-        means, values, logits = replay(agent, {k: v[ids] for k, v in data.first_obs.items()},
-                                       data.glimpses[:, ids], data.locs[:, ids], decisions)
+        means, values, logits = replay(
+            agent, {k: v[ids] for k, v in data.first_obs.items()}, data.glimpses[:, ids], data.locs[:, ids], decisions
+        )
     log_probs = torch.distributions.Normal(means, agent.std()).log_prob(data.actions[:, ids]).sum(-1)
     torch.testing.assert_close(log_probs, data.log_probs[:, ids], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(values, data.values[:, ids])
@@ -94,8 +105,14 @@ def test_ppo_gam_learns_above_chance(config, tmp_path):
     """PPO with the GAM core, 50 updates of 32 episodes, 2 epochs x 2 minibatches: measured (AMD EPYC VM, 1 and 2
     threads) classify loss down 0.80-0.82, accuracy 0.50-0.52; with 30 updates the loss fell only 0.38-0.39 on this
     VM (0.4 needed; it had passed on earlier VMs), so the margin is kept wide."""
-    config.agent, config.steps, config.batch, config.lr, config.ppo_epochs, config.minibatches = "ppo-gam", 50, 32, \
-        2e-3, 2, 2
+    config.agent, config.steps, config.batch, config.lr, config.ppo_epochs, config.minibatches = (
+        "ppo-gam",
+        50,
+        32,
+        2e-3,
+        2,
+        2,
+    )
     config.hidden, config.glimpse_hidden = 32, 32
     assert_learns_above_chance(config, tmp_path / "run")
 
@@ -116,26 +133,60 @@ def test_ppo_checkpoint_and_resume_equals_uninterrupted(config, tmp_path):
 
 def test_cli_train_eval_render_ppo(mnist_dir, tmp_path, capsys):
     out = tmp_path / "ppo"
-    main(cli_train_args(mnist_dir, "ppo-ram", out, "--steps", "2", "--batch", "8", "--hidden", "16", "--ppo-epochs",
-                        "2", "--minibatches", "2", "--clip-range", "0.1", "--gae-lambda", "0.9"))
+    main(
+        cli_train_args(
+            mnist_dir,
+            "ppo-ram",
+            out,
+            "--steps",
+            "2",
+            "--batch",
+            "8",
+            "--hidden",
+            "16",
+            "--ppo-epochs",
+            "2",
+            "--minibatches",
+            "2",
+            "--clip-range",
+            "0.1",
+            "--gae-lambda",
+            "0.9",
+        )
+    )
     assert "ppo-ram on GlimpseMNIST-v0 (learned locations), 2 updates" in capsys.readouterr().out
     config, agent, device = load_run(out, "cpu")
     assert (config.ppo_epochs, config.minibatches, config.clip_range, config.gae_lambda) == (2, 2, 0.1, 0.9)
     assert math.isclose(evaluate(agent, config, device, split="t10k-test", mc=2, limit=50)["images"], 50)
-    main(["render", str(out), "--split", "t10k-test", "--examples", "2", "--out", str(tmp_path / "g.png"),
-          "--device", "cpu"])
+    main(
+        [
+            "render",
+            str(out),
+            "--split",
+            "t10k-test",
+            "--examples",
+            "2",
+            "--out",
+            str(tmp_path / "g.png"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert (tmp_path / "g.png").is_file()
 
 
-@pytest.mark.parametrize("changes,match", [
-    (dict(std_final=0.05), "std_final=0.05 is not allowed for ppo-ram"),
-    (dict(policy="random"), "policy='random' is not allowed for ppo-ram"),
-    (dict(minibatches=32), "minibatches=32 is not allowed with batch=16"),
-    (dict(clip_range=0.0), "clip_range=0.0"),
-    (dict(gae_lambda=1.5), "gae_lambda=1.5"),
-    (dict(ppo_epochs=0), "ppo_epochs=0"),
-    (dict(compile=True), "compile=True is not allowed for ppo-ram"),
-])
+@pytest.mark.parametrize(
+    "changes,match",
+    [
+        (dict(std_final=0.05), "std_final=0.05 is not allowed for ppo-ram"),
+        (dict(policy="random"), "policy='random' is not allowed for ppo-ram"),
+        (dict(minibatches=32), "minibatches=32 is not allowed with batch=16"),
+        (dict(clip_range=0.0), "clip_range=0.0"),
+        (dict(gae_lambda=1.5), "gae_lambda=1.5"),
+        (dict(ppo_epochs=0), "ppo_epochs=0"),
+        (dict(compile=True), "compile=True is not allowed for ppo-ram"),
+    ],
+)
 def test_bad_ppo_options_are_named(config, changes, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**{**config.__dict__, **changes}).check()

@@ -19,8 +19,20 @@ from activevision.agents.trainer import Trainer
 from activevision.cli import main
 from tests.conftest import cli_train_args
 
-SMALL = ("--steps", "2", "--batch", "8", "--hidden", "16", "--glimpse-hidden", "8", "--eval-every", "2",
-         "--eval-batch", "500")
+SMALL = (
+    "--steps",
+    "2",
+    "--batch",
+    "8",
+    "--hidden",
+    "16",
+    "--glimpse-hidden",
+    "8",
+    "--eval-every",
+    "2",
+    "--eval-batch",
+    "500",
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +57,11 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def commands(run: Path, tmp_path: Path) -> list[list[str]]:
     """The three commands that read a run folder."""
-    return [["eval", str(run), "--device", "cpu", "--split", "t10k-test"],
-            ["render", str(run), "--device", "cpu", "--out", str(tmp_path / "picture.png"), "--split", "t10k-test"],
-            ["train", "ram", "--resume", str(run), "--steps", "3", "--quiet"]]
+    return [
+        ["eval", str(run), "--device", "cpu", "--split", "t10k-test"],
+        ["render", str(run), "--device", "cpu", "--out", str(tmp_path / "picture.png"), "--split", "t10k-test"],
+        ["train", "ram", "--resume", str(run), "--steps", "3", "--quiet"],
+    ]
 
 
 def refused(argv: list[str]) -> str:
@@ -149,13 +163,27 @@ def _damage(run: Path, how: str) -> str:
         config.write_text(json.dumps({**settings, "agent": "dqn"}))
     else:
         raise AssertionError(how)
-    return "config.json" if "config" in how or how in ("unknown key", "lr as a string", "bad JSON",
-                                                       "an unknown agent") else "checkpoint.pt"
+    return (
+        "config.json"
+        if "config" in how or how in ("unknown key", "lr as a string", "bad JSON", "an unknown agent")
+        else "checkpoint.pt"
+    )
 
 
-DAMAGES = ["truncated checkpoint", "empty checkpoint", "garbage checkpoint", "checkpoint of a list",
-           "checkpoint without weights", "missing config", "config of a list", "unknown key", "lr as a string",
-           "bad JSON", "weights of another size", "an unknown agent"]
+DAMAGES = [
+    "truncated checkpoint",
+    "empty checkpoint",
+    "garbage checkpoint",
+    "checkpoint of a list",
+    "checkpoint without weights",
+    "missing config",
+    "config of a list",
+    "unknown key",
+    "lr as a string",
+    "bad JSON",
+    "weights of another size",
+    "an unknown agent",
+]
 
 
 @pytest.mark.parametrize("how", DAMAGES)
@@ -170,8 +198,12 @@ def test_a_damaged_run_folder_gives_one_line_naming_the_file(run, tmp_path, how)
 
 def test_a_damaged_run_exits_non_zero_without_a_traceback(run):
     _damage(run, "bad JSON")
-    result = subprocess.run([sys.executable, "-m", "activevision", "eval", str(run), "--device", "cpu"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "activevision", "eval", str(run), "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1
     assert lines[0].startswith(f"{run / 'config.json'} is not valid JSON")
@@ -194,8 +226,23 @@ def test_resume_applies_what_may_change_and_refuses_the_rest_by_name(run, mnist_
     assert "batch (8 -> 64)" in message and "lr (" in message and "cannot change" in message
     assert snapshot(run) == before
     assert "agent" in refused(["train", "gam", "--resume", str(run), "--quiet"])
-    main(["train", "ram", "--resume", str(run), "--steps", "4", "--eval-every", "1", "--checkpoint-every", "3",
-          "--batch", "8", "--quiet"])  # batch as saved: not a change
+    main(
+        [
+            "train",
+            "ram",
+            "--resume",
+            str(run),
+            "--steps",
+            "4",
+            "--eval-every",
+            "1",
+            "--checkpoint-every",
+            "3",
+            "--batch",
+            "8",
+            "--quiet",
+        ]
+    )  # batch as saved: not a change
     settings = json.loads((run / "config.json").read_text())
     assert (settings["steps"], settings["eval_every"], settings["checkpoint_every"]) == (4, 1, 3)
     assert [row.split(",")[0] for row in (run / "evals.csv").read_text().splitlines()[1:]] == ["2", "3", "4"]

@@ -36,8 +36,16 @@ def test_sb3_algorithms_learn_and_predict(algo, mode, kwargs, world_kwargs):
 
 def test_recurrent_ppo(world_kwargs):
     env = gym.make("GlimpseHouseNumbers-v0", action_mode="discrete", **world_kwargs("GlimpseHouseNumbers-v0"))
-    model = RecurrentPPO("MultiInputLstmPolicy", env, n_steps=64, batch_size=32, n_epochs=2, seed=0,
-                         device="cpu", policy_kwargs=dict(lstm_hidden_size=32)).learn(300)
+    model = RecurrentPPO(
+        "MultiInputLstmPolicy",
+        env,
+        n_steps=64,
+        batch_size=32,
+        n_epochs=2,
+        seed=0,
+        device="cpu",
+        policy_kwargs=dict(lstm_hidden_size=32),
+    ).learn(300)
     obs, _ = env.reset(seed=0)
     state, start = None, np.ones((1,), dtype=bool)
     for _ in range(8):
@@ -66,8 +74,9 @@ def test_sb3_vecenv_adapter_semantics(world_kwargs):
         assert isinstance(info["label"], int) and isinstance(info["correct"], bool) and info["glimpses"] == 6
     assert np.allclose(obs["t"], 1 / 6)  # SB3 sees the next episode's first observation
     with pytest.raises(ValueError, match="SameStep"):
-        activevision.sb3.VecEnv(gym.make_vec("GlimpseMNIST-v0", num_envs=2, autoreset_mode="NextStep",
-                                             **world_kwargs("GlimpseMNIST-v0")))
+        activevision.sb3.VecEnv(
+            gym.make_vec("GlimpseMNIST-v0", num_envs=2, autoreset_mode="NextStep", **world_kwargs("GlimpseMNIST-v0"))
+        )
 
 
 @pytest.mark.parametrize("algo,mode", [(PPO, "continuous"), (DQN, "discrete")])
@@ -91,8 +100,17 @@ def test_dqn_on_the_discrete_mode_learns_above_chance(mnist_dir):
 
     world = dict(data_dir=mnist_dir, download=False, action_mode="discrete")
     envs = gym.make_vec("GlimpseMNIST-v0", num_envs=64, split="t10k-train", **world)
-    model = DQN("MultiInputPolicy", activevision.sb3.VecEnv(envs), learning_rate=5e-4, learning_starts=1000,
-                batch_size=128, target_update_interval=500, exploration_fraction=0.3, seed=0, device="cpu")
+    model = DQN(
+        "MultiInputPolicy",
+        activevision.sb3.VecEnv(envs),
+        learning_rate=5e-4,
+        learning_starts=1000,
+        batch_size=128,
+        target_update_interval=500,
+        exploration_fraction=0.3,
+        seed=0,
+        device="cpu",
+    )
     model.learn(60_000)
     test = gym.make_vec("GlimpseMNIST-v0", num_envs=1000, split="t10k-test", **world)
     result = activevision.sb3.evaluate(model, test)

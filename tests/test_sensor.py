@@ -23,8 +23,9 @@ def independent_reference(image: np.ndarray, loc: np.ndarray, patch: int, scales
         for yy in range(max(y0, 0), min(y0 + size, height)):
             for xx in range(max(x0, 0), min(x0 + size, width)):
                 crop[yy - y0, xx - x0] = values[yy, xx]
-        out.append(crop.reshape(patch, size // patch, patch, size // patch, channels).mean(axis=(1, 3))
-                   .transpose(2, 0, 1))
+        out.append(
+            crop.reshape(patch, size // patch, patch, size // patch, channels).mean(axis=(1, 3)).transpose(2, 0, 1)
+        )
     return np.stack(out).astype(np.float32)
 
 
@@ -33,17 +34,22 @@ SPECIAL = np.array([[0, 0], [-1, -1], [1, 1], [-1, 1], [1, -1], [0, -1], [1, 0],
 SPECIAL = np.concatenate([SPECIAL, np.stack([np.arange(-14, 11, 4), np.arange(-13, 14, 4) + 0.5], 1) / 14.0])
 
 
-@pytest.mark.parametrize("shape,dtype,patch,scales,factor", [
-    ((28, 28, 1), np.uint8, 8, 1, 2),
-    ((32, 32, 3), np.uint8, 12, 2, 2),
-    ((60, 60, 1), np.uint8, 12, 3, 2),
-    ((37, 23, 3), np.float32, 5, 3, 3),
-    ((100, 100, 1), np.uint8, 12, 4, 2),
-])
+@pytest.mark.parametrize(
+    "shape,dtype,patch,scales,factor",
+    [
+        ((28, 28, 1), np.uint8, 8, 1, 2),
+        ((32, 32, 3), np.uint8, 12, 2, 2),
+        ((60, 60, 1), np.uint8, 12, 3, 2),
+        ((37, 23, 3), np.float32, 5, 3, 3),
+        ((100, 100, 1), np.uint8, 12, 4, 2),
+    ],
+)
 def test_backends_agree_with_reference(shape, dtype, patch, scales, factor, device):
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, shape).astype(np.uint8) if dtype == np.uint8
-              else rng.random(shape).astype(np.float32) for _ in range(3)]
+    images = [
+        rng.integers(0, 256, shape).astype(np.uint8) if dtype == np.uint8 else rng.random(shape).astype(np.float32)
+        for _ in range(3)
+    ]
     locs = np.concatenate([SPECIAL, rng.uniform(-1, 1, (40, 2))])
     numpy_sensor = NumpySensor(patch, scales, factor)
     torch_sensor = TorchSensor(patch, scales, factor, device=device)
@@ -55,8 +61,12 @@ def test_backends_agree_with_reference(shape, dtype, patch, scales, factor, devi
     for i, loc in enumerate(locs):
         expected = reference_glimpse(images[i % 3], tuple(loc), numpy_sensor.geometry)
         if i < len(SPECIAL) + 5:
-            np.testing.assert_allclose(independent_reference(images[i % 3], loc, patch, scales, factor), expected,
-                                       atol=1e-6, err_msg=f"reference at {loc}")
+            np.testing.assert_allclose(
+                independent_reference(images[i % 3], loc, patch, scales, factor),
+                expected,
+                atol=1e-6,
+                err_msg=f"reference at {loc}",
+            )
         single = numpy_sensor.glimpse(prepared[i % 3], tuple(loc))
         np.testing.assert_allclose(single, expected, atol=1e-5, err_msg=f"numpy at {loc}")
         np.testing.assert_allclose(batched[i], expected, atol=1e-5, err_msg=f"torch at {loc}")
@@ -88,13 +98,16 @@ def test_glimpse_reads_only_local_pixels():
     np.testing.assert_array_equal(before, after)
 
 
-@pytest.mark.parametrize("bad,kwargs", [
-    ("patch", dict(patch=0, scales=1)),
-    ("scales", dict(patch=8, scales=0)),
-    ("scale_factor", dict(patch=8, scales=2, scale_factor=1)),
-    ("patch", dict(patch=8.5, scales=1)),
-    ("scales", dict(patch=8, scales=True)),
-])
+@pytest.mark.parametrize(
+    "bad,kwargs",
+    [
+        ("patch", dict(patch=0, scales=1)),
+        ("scales", dict(patch=8, scales=0)),
+        ("scale_factor", dict(patch=8, scales=2, scale_factor=1)),
+        ("patch", dict(patch=8.5, scales=1)),
+        ("scales", dict(patch=8, scales=True)),
+    ],
+)
 def test_bad_geometry_is_a_clear_error(bad, kwargs):
     with pytest.raises(ValueError, match=f"{bad}=.* is not allowed"):
         NumpySensor(**kwargs)
@@ -115,8 +128,9 @@ def test_offset_read_equals_the_painted_frame(frame):
     locs = rng.uniform(-1, 1, (6, 2))
     locs[0] = [1, 1]
     sensor, numpy_sensor = TorchSensor(8, 3), NumpySensor(8, 3)
-    got = sensor.glimpse(sensor.prepare(torch.from_numpy(images)), torch.from_numpy(locs), None,
-                         torch.from_numpy(offsets), frame).numpy()
+    got = sensor.glimpse(
+        sensor.prepare(torch.from_numpy(images)), torch.from_numpy(locs), None, torch.from_numpy(offsets), frame
+    ).numpy()
     for image, offset, loc, glimpse in zip(images, offsets, locs, got):
         canvas = np.zeros((*frame, 1), np.uint8)
         canvas[:28, :28] = image[: frame[0], : frame[1]]
@@ -125,8 +139,9 @@ def test_offset_read_equals_the_painted_frame(frame):
         np.testing.assert_allclose(glimpse, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("shape,size", [((28, 28, 1), 16), ((28, 28, 1), 12), ((60, 60, 1), 7), ((54, 64, 3), 16),
-                                        ((32, 32, 3), 32)])
+@pytest.mark.parametrize(
+    "shape,size", [((28, 28, 1), 16), ((28, 28, 1), 12), ((60, 60, 1), 7), ((54, 64, 3), 16), ((32, 32, 3), 32)]
+)
 def test_context_equals_opencv_area_resize_and_batch_backend(shape, size):
     """The context (area weights per axis) is OpenCV's INTER_AREA shrink; the batched torch context of each image
     at its shift equals the numpy context of the moved image."""
@@ -137,8 +152,9 @@ def test_context_equals_opencv_area_resize_and_batch_backend(shape, size):
     rng = np.random.default_rng(size)
     images = rng.integers(0, 256, (4, *shape), dtype=np.uint8)
     opencv = cv2.resize(images[0].astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_AREA)
-    np.testing.assert_allclose(context_image(images[0], size), opencv.reshape(size, size, -1).transpose(2, 0, 1),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        context_image(images[0], size), opencv.reshape(size, size, -1).transpose(2, 0, 1), atol=1e-6
+    )
     shifts = np.array([[0, 0], [3, -2], [-3, 3], [1, 0]])
     batch = context_batch(torch.as_tensor(images), size, torch.as_tensor(shifts), limit=3).numpy()
     expected = np.stack([context_image(translate(image, *d), size) for image, d in zip(images, shifts)])

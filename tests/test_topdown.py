@@ -17,10 +17,22 @@ from tests.conftest import assert_learns_above_chance, assert_resumes_exactly, c
 
 @pytest.fixture()
 def config(mnist_dir, device) -> TrainConfig:
-    return TrainConfig(agent="topdown", env="GlimpseMNIST-v0",
-                       env_kwargs=dict(data_dir=str(mnist_dir), split="t10k-train", download=False),
-                       eval_split="t10k-test", steps=4, batch=16, eval_every=1000, checkpoint_every=1000,
-                       eval_batch=500, device=device, hidden=32, glimpse_hidden=16, core="gru", target_every=2)
+    return TrainConfig(
+        agent="topdown",
+        env="GlimpseMNIST-v0",
+        env_kwargs=dict(data_dir=str(mnist_dir), split="t10k-train", download=False),
+        eval_split="t10k-test",
+        steps=4,
+        batch=16,
+        eval_every=1000,
+        checkpoint_every=1000,
+        eval_batch=500,
+        device=device,
+        hidden=32,
+        glimpse_hidden=16,
+        core="gru",
+        target_every=2,
+    )
 
 
 def test_n_step_targets_match_a_hand_computation():
@@ -29,11 +41,16 @@ def test_n_step_targets_match_a_hand_computation():
     bootstrap = torch.tensor([[0.3, 0.7], [0.6, 0.2], [9.0, 9.0]])  # last row never used: the episode ends
     gamma = 0.9
     one = n_step_targets(rewards, bootstrap, gamma, 1)
-    torch.testing.assert_close(one, torch.stack([rewards[0] + gamma * bootstrap[0],
-                                                 rewards[1] + gamma * bootstrap[1], rewards[2]]))
+    torch.testing.assert_close(
+        one, torch.stack([rewards[0] + gamma * bootstrap[0], rewards[1] + gamma * bootstrap[1], rewards[2]])
+    )
     two = n_step_targets(rewards, bootstrap, gamma, 2)
-    torch.testing.assert_close(two, torch.stack([rewards[0] + gamma * rewards[1] + gamma**2 * bootstrap[1],
-                                                 rewards[1] + gamma * rewards[2], rewards[2]]))
+    torch.testing.assert_close(
+        two,
+        torch.stack(
+            [rewards[0] + gamma * rewards[1] + gamma**2 * bootstrap[1], rewards[1] + gamma * rewards[2], rewards[2]]
+        ),
+    )
     monte_carlo = n_step_targets(rewards, bootstrap, gamma, 5)
     torch.testing.assert_close(monte_carlo[0], rewards[0] + gamma * rewards[1] + gamma**2 * rewards[2])
 
@@ -45,8 +62,9 @@ def episode(rounds: int = 2, epsilon: float = 0.0, seed: int = 0):
     obs, _ = envs.reset(seed=seed)
     placer = agent.placer(obs, location_decisions(envs.world), epsilon, torch.Generator().manual_seed(seed))
     locations: list[torch.Tensor] = []
-    result, _ = rollout(agent, envs, obs, std=0.5, generator=torch.Generator().manual_seed(1), locations=locations,
-                        place=placer)
+    result, _ = rollout(
+        agent, envs, obs, std=0.5, generator=torch.Generator().manual_seed(1), locations=locations, place=placer
+    )
     return agent, placer, result, torch.stack(locations, 1)
 
 
@@ -58,8 +76,7 @@ def test_q_targets_come_from_the_target_network_and_the_final_reward():
         agent.target.where.add_(0.25)  # target and online networks now differ
         expected = agent.target(agent.target.context(placer.context), placer.states[1], 1).max(1).values
     loss, _ = q_learning_loss(agent, placer, result.reward)
-    by_hand = torch.nn.functional.smooth_l1_loss(torch.stack(placer.q_values),
-                                                 torch.stack([expected, result.reward]))
+    by_hand = torch.nn.functional.smooth_l1_loss(torch.stack(placer.q_values), torch.stack([expected, result.reward]))
     assert loss.item() == pytest.approx(by_hand.item(), rel=1e-6)
     agent.sync_target()
     for key, value in agent.q.state_dict().items():
@@ -115,13 +132,42 @@ def test_topdown_checkpoint_and_resume_equals_uninterrupted(config, tmp_path):
 
 def test_cli_train_eval_topdown(mnist_dir, tmp_path, capsys):
     out = tmp_path / "td"
-    main(cli_train_args(mnist_dir, "topdown", out, "--steps", "2", "--batch", "8", "--hidden", "16", "--regions", "2",
-                        "--rounds", "3", "--n-step", "2"))
+    main(
+        cli_train_args(
+            mnist_dir,
+            "topdown",
+            out,
+            "--steps",
+            "2",
+            "--batch",
+            "8",
+            "--hidden",
+            "16",
+            "--regions",
+            "2",
+            "--rounds",
+            "3",
+            "--n-step",
+            "2",
+        )
+    )
     assert "topdown on GlimpseMNIST-v0 (learned locations), 2 updates" in capsys.readouterr().out
     config, agent, _ = load_run(out, "cpu")
     assert (agent.grid, agent.rounds, config.env_kwargs["context_size"]) == (2, 3, 24)
-    main(["render", str(out), "--split", "t10k-test", "--examples", "2", "--out", str(tmp_path / "g.png"),
-          "--device", "cpu"])
+    main(
+        [
+            "render",
+            str(out),
+            "--split",
+            "t10k-test",
+            "--examples",
+            "2",
+            "--out",
+            str(tmp_path / "g.png"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert (tmp_path / "g.png").is_file()
 
 
@@ -129,8 +175,11 @@ def test_topdown_needs_a_context_and_valid_options(config):
     space = gym.make("GlimpseHouseNumbers-v0", size=10).observation_space
     with pytest.raises(ValueError, match="the top-down agent needs the world's context"):
         TopDown(space, 10)
-    for changes, match in ((dict(regions=0), "regions=0"), (dict(epsilon=1.5), "epsilon=1.5"),
-                           (dict(n_step=0), "n_step=0")):
+    for changes, match in (
+        (dict(regions=0), "regions=0"),
+        (dict(epsilon=1.5), "epsilon=1.5"),
+        (dict(n_step=0), "n_step=0"),
+    ):
         with pytest.raises(ValueError, match=match):
             TrainConfig(**{**config.__dict__, **changes}).check()
 

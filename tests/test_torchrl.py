@@ -54,20 +54,32 @@ class Net(nn.Module):
 
 def test_torchrls_ppo_learns_to_answer_on_mnist(mnist_dir, device):
     torch.manual_seed(0)
-    env = GlimpseTorchRLEnv("GlimpseMNIST-v0", 64, device=device, action_mode="discrete", data_dir=mnist_dir,
-                            split="t10k-train", download=False)
+    env = GlimpseTorchRLEnv(
+        "GlimpseMNIST-v0",
+        64,
+        device=device,
+        action_mode="discrete",
+        data_dir=mnist_dir,
+        split="t10k-train",
+        download=False,
+    )
     env.set_seed(0)
     actions, size = env.action_spec.space.n, 64  # one 8 x 8 glimpse
-    actor = ProbabilisticActor(TensorDictModule(Net(size, actions), ["glimpse", "loc", "t"], ["logits"]),
-                               in_keys=["logits"], distribution_class=torch.distributions.Categorical,
-                               spec=env.action_spec, return_log_prob=True)
+    actor = ProbabilisticActor(
+        TensorDictModule(Net(size, actions), ["glimpse", "loc", "t"], ["logits"]),
+        in_keys=["logits"],
+        distribution_class=torch.distributions.Categorical,
+        spec=env.action_spec,
+        return_log_prob=True,
+    )
     value = ValueOperator(Net(size, 1), in_keys=["glimpse", "loc", "t"])
     actor, value = actor.to(device), value.to(device)
     loss = ClipPPOLoss(actor, value, entropy_coeff=0.01)
     advantage = GAE(gamma=1.0, lmbda=0.95, value_network=value)
     optimizer = torch.optim.Adam(loss.parameters(), lr=1e-3)
-    collector = Collector(env, actor, frames_per_batch=1024, total_frames=1024 * 30,
-                          auto_register_policy_transforms=False)
+    collector = Collector(
+        env, actor, frames_per_batch=1024, total_frames=1024 * 30, auto_register_policy_transforms=False
+    )
     accuracies = []
     for data in collector:
         with torch.no_grad():

@@ -42,8 +42,9 @@ def assert_info_equal(ours: dict, theirs: dict) -> None:
         elif isinstance(value, dict):
             assert_info_equal(ours[key], value)
         else:
-            np.testing.assert_allclose(as_numpy(ours[key])[mask].astype(float), value[mask].astype(float),
-                                       atol=1e-9, err_msg=key)
+            np.testing.assert_allclose(
+                as_numpy(ours[key])[mask].astype(float), value[mask].astype(float), atol=1e-9, err_msg=key
+            )
 
 
 def random_actions(space_single, rng, steps):
@@ -66,8 +67,9 @@ def test_batched_equals_sync_vector_of_single_envs(env_id, mode, autoreset, star
         options["context_size"] = 8
     batched = gym.make_vec(env_id, num_envs=B, autoreset_mode=autoreset, device=device, **options)
     assert isinstance(batched, GlimpseVectorEnv) and batched.metadata["autoreset_mode"] == AutoresetMode(autoreset)
-    sync = SyncVectorEnv([lambda: gym.make(env_id, stride=B, **options) for _ in range(B)],
-                         autoreset_mode=AutoresetMode(autoreset))
+    sync = SyncVectorEnv(
+        [lambda: gym.make(env_id, stride=B, **options) for _ in range(B)], autoreset_mode=AutoresetMode(autoreset)
+    )
     sync.reset(seed=0)
     first = [sync.envs[j].reset(options={"index": j}) for j in range(B)]  # env j sweeps j, j + B, ...
     obs, info = batched.reset(seed=0)
@@ -188,8 +190,9 @@ def test_returned_observations_are_never_modified_later(world_kwargs):
 
 
 def test_make_vec_spaces_and_render(world_kwargs):
-    envs = gym.make_vec("GlimpseTranslatedMNIST-v0", num_envs=6, render_mode="rgb_array",
-                        **world_kwargs("GlimpseTranslatedMNIST-v0"))
+    envs = gym.make_vec(
+        "GlimpseTranslatedMNIST-v0", num_envs=6, render_mode="rgb_array", **world_kwargs("GlimpseTranslatedMNIST-v0")
+    )
     assert envs.observation_space["glimpse"].shape == (6, 3, 1, 12, 12)
     assert envs.action_space.shape == (6, 12)
     envs.reset(seed=0)
@@ -198,11 +201,14 @@ def test_make_vec_spaces_and_render(world_kwargs):
     assert len(frames) == 4 and all(f.dtype == np.uint8 and min(f.shape[:2]) >= 128 for f in frames)
 
 
-@pytest.mark.parametrize("actions,match", [
-    (np.zeros((3, 12), np.float32), r"shape \(3, 12\)"),
-    (np.zeros((4, 12), np.int64), "dtype torch.int64"),
-    (np.full((4, 12), np.nan, np.float32), "env 0 .* finite"),
-])
+@pytest.mark.parametrize(
+    "actions,match",
+    [
+        (np.zeros((3, 12), np.float32), r"shape \(3, 12\)"),
+        (np.zeros((4, 12), np.int64), "dtype torch.int64"),
+        (np.full((4, 12), np.nan, np.float32), "env 0 .* finite"),
+    ],
+)
 def test_bad_batched_actions(actions, match, world_kwargs):
     envs = gym.make_vec("GlimpseMNIST-v0", num_envs=4, **world_kwargs("GlimpseMNIST-v0"))
     with pytest.raises(ValueError, match="before reset"):
@@ -243,8 +249,9 @@ def test_single_env_sequential_order(world_kwargs):
 def test_compiled_whole_batch_glimpse_equals_eager(world_kwargs, device):
     """compile=True (torch.compile of the whole-batch glimpse) changes speed only."""
     eager = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=8, device=device, **world_kwargs("GlimpseHouseNumbers-v0"))
-    compiled = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=8, compile=True, device=device,
-                            **world_kwargs("GlimpseHouseNumbers-v0"))
+    compiled = gym.make_vec(
+        "GlimpseHouseNumbers-v0", num_envs=8, compile=True, device=device, **world_kwargs("GlimpseHouseNumbers-v0")
+    )
     a, _ = eager.reset(seed=0)
     b, _ = compiled.reset(seed=0)
     rng = np.random.default_rng(0)

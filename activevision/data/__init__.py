@@ -8,6 +8,16 @@ from activevision.data.mnist import MNIST
 from activevision.data.svhn import SVHN
 from activevision.data.synthetic import SyntheticHouseNumbers
 
-__all__ = ["ArrayDataset", "GeneratedDataset", "ImageDataset", "ClutteredDataset", "TranslatedDataset",
-           "DataUnavailableError", "LargeImageDataset", "MNIST", "SVHN", "SyntheticHouseNumbers",
-           "write_large_canvases"]
+__all__ = [
+    "ArrayDataset",
+    "GeneratedDataset",
+    "ImageDataset",
+    "ClutteredDataset",
+    "TranslatedDataset",
+    "DataUnavailableError",
+    "LargeImageDataset",
+    "MNIST",
+    "SVHN",
+    "SyntheticHouseNumbers",
+    "write_large_canvases",
+]

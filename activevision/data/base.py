@@ -45,8 +45,9 @@ def _as_nhwc(images: Any) -> np.ndarray:
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(f"images of shape {images.shape} are not allowed: use N x H x W (grey) or "
-                         "N x H x W x C with C = 1 or 3")
+        raise ValueError(
+            f"images of shape {images.shape} are not allowed: use N x H x W (grey) or N x H x W x C with C = 1 or 3"
+        )
     if images.shape[0] == 0:
         raise ValueError("images is empty: a dataset needs at least one image")
     if images.dtype == np.uint8:
@@ -55,8 +56,10 @@ def _as_nhwc(images: Any) -> np.ndarray:
         raise ValueError(f"images of dtype {images.dtype} are not allowed: use uint8 (0-255) or float (0-1)")
     low, high = float(images.min()), float(images.max())
     if not (np.isfinite(low) and np.isfinite(high)) or low < 0.0 or high > 1.0:
-        raise ValueError(f"float images must lie in [0, 1], got values in [{low}, {high}]; "
-                         "divide 0-255 images by 255 or pass them as uint8")
+        raise ValueError(
+            f"float images must lie in [0, 1], got values in [{low}, {high}]; "
+            "divide 0-255 images by 255 or pass them as uint8"
+        )
     return np.ascontiguousarray(images, dtype=np.float32)
 
 
@@ -67,8 +70,10 @@ class ArrayDataset(ImageDataset):
         self.images = _as_nhwc(images)
         labels = np.asarray(labels)
         if labels.ndim != 1 or labels.shape[0] != self.images.shape[0]:
-            raise ValueError(f"labels of shape {labels.shape} do not match {self.images.shape[0]} images: "
-                             "give one integer label per image")
+            raise ValueError(
+                f"labels of shape {labels.shape} do not match {self.images.shape[0]} images: "
+                "give one integer label per image"
+            )
         if labels.dtype.kind not in "iu":
             raise ValueError(f"labels of dtype {labels.dtype} are not allowed: use integers 0..num_classes-1")
         self.labels = labels.astype(np.int64)
@@ -99,8 +104,11 @@ class ArrayDataset(ImageDataset):
             raise ValueError(f"{root} has no class subfolders: put each class's images in {root}/<class name>/")
         images, labels = [], []
         for label, name in enumerate(classes):
-            paths = sorted(p for p in (root / name).iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+            paths = sorted(
+                p
+                for p in (root / name).iterdir()
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+            )
             if not paths:
                 raise ValueError(f"{root / name} holds no images: allowed files end in {', '.join(IMAGE_SUFFIXES)}")
             for path in paths:
@@ -110,8 +118,10 @@ class ArrayDataset(ImageDataset):
             raise ValueError(f"{root} mixes uint8 and float images: store them all one way")
         if len({image.shape[:2] for image in images}) > 1:
             sizes = sorted({image.shape[:2] for image in images})
-            raise ValueError(f"{root} holds images of several sizes ({sizes[0]}, {sizes[-1]}, ...): pass "
-                             "size=(height, width) to resize them all")
+            raise ValueError(
+                f"{root} holds images of several sizes ({sizes[0]}, {sizes[-1]}, ...): pass "
+                "size=(height, width) to resize them all"
+            )
         if any(image.shape[2] == 3 for image in images):
             images = [np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image for image in images]
         dataset = cls(np.stack(images), np.array(labels, dtype=np.int64), num_classes=len(classes))
@@ -133,8 +143,9 @@ def _read_image(path: Path, size: tuple[int, int] | None) -> np.ndarray:
     if path.suffix.lower() == ".npy":
         image = np.load(path, allow_pickle=False)
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
-            raise ValueError(f"{path}: array of shape {image.shape} is not one image: use H x W or H x W x C, "
-                             "C = 1 or 3")
+            raise ValueError(
+                f"{path}: array of shape {image.shape} is not one image: use H x W or H x W x C, C = 1 or 3"
+            )
         image = _as_nhwc(image[None])[0]
     else:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -176,8 +187,9 @@ class GeneratedDataset(ImageDataset):
         self._meta: dict[str, np.ndarray] = {}
         self._done = np.zeros(-(-self.length // self.chunk), dtype=bool)
 
-    def _generate(self, rng: np.random.Generator, start: int,
-                  stop: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    def _generate(
+        self, rng: np.random.Generator, start: int, stop: int
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         raise NotImplementedError
 
     def _chunk_rng(self, chunk: int) -> tuple[np.random.Generator, int, int]:
@@ -191,8 +203,9 @@ class GeneratedDataset(ImageDataset):
         if self._images is None:
             self._images = np.zeros((self.length, *self.shape), dtype=self.dtype)
             self._labels = np.zeros(self.length, dtype=np.int64)
-            self._meta = {name: np.zeros((self.length, *meta[name].shape[1:]), meta[name].dtype)
-                          for name in self.meta_fields}
+            self._meta = {
+                name: np.zeros((self.length, *meta[name].shape[1:]), meta[name].dtype) for name in self.meta_fields
+            }
         self._images[start:stop], self._labels[start:stop] = images, labels
         for name in self.meta_fields:
             self._meta[name][start:stop] = meta[name]

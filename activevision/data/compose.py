@@ -23,12 +23,14 @@ class TranslatedDataset(GeneratedDataset):
 
     sparse = True  # canvas = blank + one base image at an offset, nothing else
 
-    def __init__(self, base: ImageDataset, canvas: int = 60, seed: int = 0, size: int | None = None,
-                 stream: int = 0) -> None:
+    def __init__(
+        self, base: ImageDataset, canvas: int = 60, seed: int = 0, size: int | None = None, stream: int = 0
+    ) -> None:
         height, width, channels = base.shape
         if isinstance(canvas, bool) or not isinstance(canvas, (int, np.integer)) or canvas < max(height, width):
-            raise ValueError(f"canvas={canvas!r} is not allowed: it must be an integer >= the base image side "
-                             f"{max(height, width)}")
+            raise ValueError(
+                f"canvas={canvas!r} is not allowed: it must be an integer >= the base image side {max(height, width)}"
+            )
         super().__init__(len(base) if size is None else size, seed, stream)
         self.base = base
         self.canvas = int(canvas)
@@ -80,16 +82,29 @@ class ClutteredDataset(TranslatedDataset):
 
     sparse = False  # distractors too: batched worlds read the painted canvases
 
-    def __init__(self, base: ImageDataset, canvas: int = 60, n_distractors: int = 4, distractor_size: int = 8,
-                 seed: int = 0, size: int | None = None, stream: int = 0) -> None:
+    def __init__(
+        self,
+        base: ImageDataset,
+        canvas: int = 60,
+        n_distractors: int = 4,
+        distractor_size: int = 8,
+        seed: int = 0,
+        size: int | None = None,
+        stream: int = 0,
+    ) -> None:
         super().__init__(base, canvas, seed, size, stream)
         height, width, _ = base.shape
         if isinstance(n_distractors, bool) or not isinstance(n_distractors, (int, np.integer)) or n_distractors < 0:
             raise ValueError(f"n_distractors={n_distractors!r} is not allowed: it must be an integer >= 0")
-        if (isinstance(distractor_size, bool) or not isinstance(distractor_size, (int, np.integer))
-                or not 1 <= distractor_size <= min(height, width)):
-            raise ValueError(f"distractor_size={distractor_size!r} is not allowed: it must be an integer in "
-                             f"[1, {min(height, width)}]")
+        if (
+            isinstance(distractor_size, bool)
+            or not isinstance(distractor_size, (int, np.integer))
+            or not 1 <= distractor_size <= min(height, width)
+        ):
+            raise ValueError(
+                f"distractor_size={distractor_size!r} is not allowed: it must be an integer in "
+                f"[1, {min(height, width)}]"
+            )
         self.n_distractors = int(n_distractors)
         self.distractor_size = int(distractor_size)
 
@@ -103,8 +118,9 @@ class ClutteredDataset(TranslatedDataset):
         put_y = rng.integers(0, self.canvas - piece + 1, (n, k))
         put_x = rng.integers(0, self.canvas - piece + 1, (n, k))
         for j in range(n):
-            for src, cy, cx, py, px in zip(sources[j].tolist(), cut_y[j].tolist(), cut_x[j].tolist(),
-                                           put_y[j].tolist(), put_x[j].tolist()):
+            for src, cy, cx, py, px in zip(
+                sources[j].tolist(), cut_y[j].tolist(), cut_x[j].tolist(), put_y[j].tolist(), put_x[j].tolist()
+            ):
                 cut = self.base.get(src)[0][cy : cy + piece, cx : cx + piece]
                 target = images[j, py : py + piece, px : px + piece]
                 np.maximum(target, cut, out=target)

@@ -61,8 +61,9 @@ def md5sum(path: Path, block: int = 1 << 20) -> str:
 
 def damaged_file(path: Path, problem: str) -> ValueError:
     """The error of a data file that cannot be used: its path, the problem and the fix."""
-    return ValueError(f"{path} is damaged ({problem}): delete it; it will be downloaded again (or copy a good "
-                      "one there)")
+    return ValueError(
+        f"{path} is damaged ({problem}): delete it; it will be downloaded again (or copy a good one there)"
+    )
 
 
 def _stamp(path: Path) -> list[int]:
@@ -96,14 +97,23 @@ def verify_file(path: Path, md5: str) -> Path:
         return path
     got = md5sum(path)
     if got != md5:
-        raise damaged_file(path, f"md5 {got}, the official file's is {md5}; pass verify=False to read a copy of "
-                                 "your own")
+        raise damaged_file(
+            path, f"md5 {got}, the official file's is {md5}; pass verify=False to read a copy of your own"
+        )
     _remember(path, md5)
     return path
 
 
-def fetch(folder: Path, name: str, urls: list[str], md5: str, download: bool, timeout: float = 60.0,
-          size: int | None = None, deadline: float | None = None) -> Path:
+def fetch(
+    folder: Path,
+    name: str,
+    urls: list[str],
+    md5: str,
+    download: bool,
+    timeout: float = 60.0,
+    size: int | None = None,
+    deadline: float | None = None,
+) -> Path:
     """Return ``folder/name``, downloading it first if missing and ``download`` is true.
 
     The download goes to a temporary file in the same folder, is checked against ``md5`` and only then
@@ -119,7 +129,8 @@ def fetch(folder: Path, name: str, urls: list[str], md5: str, download: bool, ti
     def unavailable(reason: str) -> DataUnavailableError:
         return DataUnavailableError(
             f"{name} is not in {folder} and {reason}. Fetch it from {' or '.join(urls)} (md5 {md5}) into that "
-            f"folder (or pass data_dir= / set $ACTIVEVISION_DATA), or use the offline world {OFFLINE_HINT}.")
+            f"folder (or pass data_dir= / set $ACTIVEVISION_DATA), or use the offline world {OFFLINE_HINT}."
+        )
 
     if not download:
         raise unavailable("download=False")

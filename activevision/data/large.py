@@ -97,8 +97,11 @@ class PhaseLayout:
     def row_offsets(self, y: Any, copy: Any = 0) -> Any:
         """The part of the offset of table row ``y`` in copy ``copy``."""
         r = y // self.q + copy * (TILE_ROWS // self.copies)
-        return (((y % self.q) * self.q * self.copies + copy) * self.plane
-                + (r // TILE_ROWS) * (self.tiles[1] * TILE_ROWS * TILE_COLS) + (r % TILE_ROWS) * TILE_COLS)
+        return (
+            ((y % self.q) * self.q * self.copies + copy) * self.plane
+            + (r // TILE_ROWS) * (self.tiles[1] * TILE_ROWS * TILE_COLS)
+            + (r % TILE_ROWS) * TILE_COLS
+        )
 
     def col_offsets(self, x: Any) -> Any:
         """The part of the offset of table column ``x``."""
@@ -137,8 +140,9 @@ class PhaseLayout:
                         n = min(TILE_ROWS - inside, count - k)
                         at = start + tile_row * whole_row
                         tiles = out[:, at : at + whole_row].reshape(channels, tiles_x, TILE_ROWS, TILE_COLS)
-                        tiles[:, :, inside : inside + n] = padded[:, k : k + n].reshape(
-                            channels, n, tiles_x, TILE_COLS).transpose(0, 2, 1, 3)
+                        tiles[:, :, inside : inside + n] = (
+                            padded[:, k : k + n].reshape(channels, n, tiles_x, TILE_COLS).transpose(0, 2, 1, 3)
+                        )
                         k += n
 
 
@@ -155,8 +159,11 @@ class PhaseTables:
     copies: int = 1
 
     def __post_init__(self) -> None:
-        if not self.phases or any(isinstance(q, bool) or not isinstance(q, int) or q < 1 for q in self.phases) \
-                or len(set(self.phases)) != len(self.phases):
+        if (
+            not self.phases
+            or any(isinstance(q, bool) or not isinstance(q, int) or q < 1 for q in self.phases)
+            or len(set(self.phases)) != len(self.phases)
+        ):
             raise ValueError(f"phases={self.phases!r} is not allowed: use distinct positive integers")
         if self.copies not in (1, 2):
             raise ValueError(f"copies={self.copies!r} is not allowed: use 1 or 2")
@@ -203,8 +210,10 @@ class LargeImageDataset(ImageDataset):
         self.phase_copies = phase_copies
         meta_path = self.folder / "meta.json"
         if not meta_path.is_file():
-            raise ValueError(f"{self.folder} is not a large-image folder: it has no meta.json (make one with "
-                             "activevision.data.write_large_canvases)")
+            raise ValueError(
+                f"{self.folder} is not a large-image folder: it has no meta.json (make one with "
+                "activevision.data.write_large_canvases)"
+            )
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != FORMAT:
             raise ValueError(f"{meta_path}: format {meta.get('format')!r} is not allowed: this version reads {FORMAT}")
@@ -216,8 +225,9 @@ class LargeImageDataset(ImageDataset):
         self.labels = np.load(self.folder / "labels.npy").astype(np.int64)
         images = self.folder / "images.u8"
         if not images.is_file() or images.stat().st_size != n * height * width * channels:
-            raise ValueError(f"{images} is missing or not {n} x {height} x {width} x {channels} bytes as meta.json "
-                             "says")
+            raise ValueError(
+                f"{images} is missing or not {n} x {height} x {width} x {channels} bytes as meta.json says"
+            )
         if self.labels.shape != (n,) or self.labels.min() < 0 or self.labels.max() >= self.num_classes:
             raise ValueError(f"{self.folder / 'labels.npy'} must hold {n} labels in 0..{self.num_classes - 1}")
         self.images = np.memmap(images, np.uint8, "r", shape=(n, height, width, channels))
@@ -231,8 +241,10 @@ class LargeImageDataset(ImageDataset):
         return self.images[index], int(self.labels[index])
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        raise ValueError(f"{self.folder} is a large-image world: it is never loaded whole (worlds read glimpses "
-                         "from tables(); get(i) gives one canvas as a memmap)")
+        raise ValueError(
+            f"{self.folder} is a large-image world: it is never loaded whole (worlds read glimpses "
+            "from tables(); get(i) gives one canvas as a memmap)"
+        )
 
     def tables(self, phases: tuple[int, ...] = (1,), block: int = MAX_BLOCK) -> tuple[np.ndarray, PhaseTables]:
         """Summed-area tables of every canvas for glimpses whose blocks are at most ``block`` pixels wide: int16
@@ -245,10 +257,16 @@ class LargeImageDataset(ImageDataset):
         if not isinstance(phases, (tuple, list)):
             raise ValueError(f"phases={phases!r} is not allowed: use a tuple of distinct positive integers")
         if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or not 1 <= block <= MAX_BLOCK:
-            raise ValueError(f"block={block!r} is not allowed: use an integer in [1, {MAX_BLOCK}] (the widest block "
-                             "whose sum 32-bit tables hold exactly)")
-        layout = PhaseTables(self.shape[0] + 1, self.shape[1] + 1, tuple(phases) if self.phase_copies else (1,),
-                             copies=2 if self.phase_copies else 1)
+            raise ValueError(
+                f"block={block!r} is not allowed: use an integer in [1, {MAX_BLOCK}] (the widest block "
+                "whose sum 32-bit tables hold exactly)"
+            )
+        layout = PhaseTables(
+            self.shape[0] + 1,
+            self.shape[1] + 1,
+            tuple(phases) if self.phase_copies else (1,),
+            copies=2 if self.phase_copies else 1,
+        )
         dtype = next(kind for kind, widest in EXACT_BLOCK.items() if block <= widest)
         if (layout.phases, dtype) not in self._tables:
             n, channels = len(self), self.shape[2]
@@ -326,8 +344,15 @@ def _map(path: Path, dtype: np.dtype, shape: tuple[int, ...], write: bool = Fals
     return np.frombuffer(mapping, dtype).reshape(shape), mapping
 
 
-def write_large_canvases(folder: str | os.PathLike, base: ImageDataset, n: int, canvas: int | tuple[int, int],
-                         n_distractors: int = 0, seed: int = 0, classes: list[str] | None = None) -> LargeImageDataset:
+def write_large_canvases(
+    folder: str | os.PathLike,
+    base: ImageDataset,
+    n: int,
+    canvas: int | tuple[int, int],
+    n_distractors: int = 0,
+    seed: int = 0,
+    classes: list[str] | None = None,
+) -> LargeImageDataset:
     """Make ``n`` blank canvases (``canvas`` pixels per side, or ``(height, width)``) with one image of ``base``
     each at a random place (the label) and ``n_distractors`` other base images at random places (drawn from
     ``seed``), written canvas by canvas into a memmap: memory holds one base image at a time. The folder
@@ -360,8 +385,17 @@ def write_large_canvases(folder: str | os.PathLike, base: ImageDataset, n: int, 
     del images
     np.save(temporary / "labels.npy", labels)
     names = classes or getattr(base, "classes", None) or [str(c) for c in range(base.num_classes)]
-    (temporary / "meta.json").write_text(json.dumps({"format": FORMAT, "shape": [n, height, width, channels],
-                                                     "classes": names, "seed": seed, "n_distractors": n_distractors}))
+    (temporary / "meta.json").write_text(
+        json.dumps(
+            {
+                "format": FORMAT,
+                "shape": [n, height, width, channels],
+                "classes": names,
+                "seed": seed,
+                "n_distractors": n_distractors,
+            }
+        )
+    )
     try:
         os.replace(temporary, target)
     except OSError:  # another process finished the same folder first: keep theirs

@@ -28,8 +28,12 @@ RAW_FILES = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
-SIZES = {"train-images-idx3-ubyte.gz": 9_912_422, "train-labels-idx1-ubyte.gz": 28_881,
-         "t10k-images-idx3-ubyte.gz": 1_648_877, "t10k-labels-idx1-ubyte.gz": 4_542}
+SIZES = {
+    "train-images-idx3-ubyte.gz": 9_912_422,
+    "train-labels-idx1-ubyte.gz": 28_881,
+    "t10k-images-idx3-ubyte.gz": 1_648_877,
+    "t10k-labels-idx1-ubyte.gz": 4_542,
+}
 # split -> (file prefix, slice of that file): "t10k-train"/"t10k-test" split the 10k test set 8,000 / 2,000
 # for learning benchmarks where only t10k exists.
 MNIST_SPLITS = {
@@ -79,8 +83,13 @@ class MNIST(ArrayDataset):
     the files' md5 against the official ones on first use (``False`` reads a copy of your own in the same layout).
     """
 
-    def __init__(self, split: str = "train", data_dir: str | os.PathLike | None = None, download: bool = True,
-                 verify: bool = True) -> None:
+    def __init__(
+        self,
+        split: str = "train",
+        data_dir: str | os.PathLike | None = None,
+        download: bool = True,
+        verify: bool = True,
+    ) -> None:
         if split not in MNIST_SPLITS:
             raise ValueError(f"split={split!r} is not allowed for MNIST: choose one of {sorted(MNIST_SPLITS)}")
         for name, value in (("download", download), ("verify", verify)):
@@ -94,8 +103,9 @@ class MNIST(ArrayDataset):
         if images.ndim != 3 or images.shape[1:] != (28, 28):
             raise damaged_file(image_path, f"images of shape {images.shape}, not N x 28 x 28")
         if labels.ndim != 1 or int(labels.max(initial=0)) > 9:
-            raise damaged_file(label_path, f"labels of shape {labels.shape} up to {int(labels.max(initial=0))}, "
-                                           "not N labels 0-9")
+            raise damaged_file(
+                label_path, f"labels of shape {labels.shape} up to {int(labels.max(initial=0))}, not N labels 0-9"
+            )
         if images.shape[0] != labels.shape[0]:
             raise DataUnavailableError(f"{folder}: {images.shape[0]} images but {labels.shape[0]} labels")
         super().__init__(images[part][..., None], labels[part], num_classes=10)

@@ -68,8 +68,13 @@ class SVHN(ArrayDataset):
     scipy's reader can crash on a damaged file).
     """
 
-    def __init__(self, split: str = "train", data_dir: str | os.PathLike | None = None, download: bool = True,
-                 verify: bool = True) -> None:
+    def __init__(
+        self,
+        split: str = "train",
+        data_dir: str | os.PathLike | None = None,
+        download: bool = True,
+        verify: bool = True,
+    ) -> None:
         if split not in SVHN_FILES:
             raise ValueError(f"split={split!r} is not allowed for SVHN: choose one of {sorted(SVHN_FILES)}")
         for flag, value in (("download", download), ("verify", verify)):
@@ -88,8 +93,9 @@ class SVHN(ArrayDataset):
             raise ValueError(f"{path}: y of dtype {y.dtype} is not allowed: SVHN labels are integers 1-10")
         labels = y.reshape(-1).astype(np.int64)
         if labels.size and (labels.min() < 0 or labels.max() > 10):
-            raise ValueError(f"{path}: labels in [{labels.min()}, {labels.max()}] are not allowed: use 1-10 (10 "
-                             "meaning digit 0)")
+            raise ValueError(
+                f"{path}: labels in [{labels.min()}, {labels.max()}] are not allowed: use 1-10 (10 meaning digit 0)"
+            )
         labels[labels == 10] = 0
         super().__init__(np.ascontiguousarray(x.transpose(3, 0, 1, 2)), labels, num_classes=10)
         self.split = split

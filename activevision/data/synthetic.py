@@ -77,8 +77,9 @@ class SyntheticHouseNumbers(GeneratedDataset):
 
     def __init__(self, split: str = "train", size: int | None = None, seed: int = 0) -> None:
         if split not in HOUSE_NUMBER_SPLITS:
-            raise ValueError(f"split={split!r} is not allowed for house numbers: choose one of "
-                             f"{sorted(HOUSE_NUMBER_SPLITS)}")
+            raise ValueError(
+                f"split={split!r} is not allowed for house numbers: choose one of {sorted(HOUSE_NUMBER_SPLITS)}"
+            )
         super().__init__(DEFAULT_SIZES[split] if size is None else size, seed, HOUSE_NUMBER_SPLITS[split])
         self.split = split
 
@@ -101,8 +102,7 @@ class SyntheticHouseNumbers(GeneratedDataset):
         left_width = np.where(show[:, 0], widths[fonts, thick, neighbours[:, 0]] + gaps[:, 0], 0)
         x_centre = left_width + widths[fonts, thick, labels] / 2.0
         ink_width = widths[fonts, thick, labels] * zoom * stretch
-        shift = np.stack([rng.uniform(-0.3, 0.3, n) * ink_width,
-                          rng.uniform(-0.3, 0.3, n) * (SIZE - height)], axis=1)
+        shift = np.stack([rng.uniform(-0.3, 0.3, n) * ink_width, rng.uniform(-0.3, 0.3, n) * (SIZE - height)], axis=1)
         cos, sin = np.cos(angle) * zoom, np.sin(angle) * zoom
         matrix = np.empty((n, 2, 3))
         matrix[:, 0, 0], matrix[:, 0, 1] = cos * stretch, -sin
@@ -112,20 +112,39 @@ class SyntheticHouseNumbers(GeneratedDataset):
 
         masks = np.empty((n, SIZE, SIZE), np.float32)
         strip = np.zeros((GLYPH_HEIGHT, 4 * GLYPH_HEIGHT), np.float32)  # reused: glyphs written, warped, erased
-        rows = zip(fonts.tolist(), thick.tolist(), labels.tolist(), neighbours.tolist(), show.tolist(),
-                   gaps.tolist(), matrix, masks, blur.tolist())
+        rows = zip(
+            fonts.tolist(),
+            thick.tolist(),
+            labels.tolist(),
+            neighbours.tolist(),
+            show.tolist(),
+            gaps.tolist(),
+            matrix,
+            masks,
+            blur.tolist(),
+        )
         for font, width, label, (left, right), (has_left, has_right), (gap_l, gap_r), affine, out, level in rows:
             glyphs = _glyphs(FONTS[font], THICKNESS[width], BLUR[level])
             end = 0
             # (glyph, drawn?, empty columns before it); gaps are 0 on a side without a neighbour.
-            for glyph, present, gap in ((glyphs[left], has_left, 0), (glyphs[label], True, gap_l),
-                                        (glyphs[right], has_right, gap_r)):
+            for glyph, present, gap in (
+                (glyphs[left], has_left, 0),
+                (glyphs[label], True, gap_l),
+                (glyphs[right], has_right, gap_r),
+            ):
                 if present:
                     end += gap
                     strip[:, end : end + glyph.shape[1]] = glyph
                     end += glyph.shape[1]
-            cv2.warpAffine(strip[:, :end], affine, (SIZE, SIZE), dst=out, flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+            cv2.warpAffine(
+                strip[:, :end],
+                affine,
+                (SIZE, SIZE),
+                dst=out,
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0.0,
+            )
             strip[:, :end] = 0.0
 
         # Colours: background and ink with a luminance gap of at least 0.2; a linear background gradient.
@@ -138,8 +157,9 @@ class SyntheticHouseNumbers(GeneratedDataset):
         theta = rng.uniform(0, 2 * np.pi, n)
         slope = rng.uniform(0.0, 0.35, n)
         ramp = np.linspace(-0.5, 0.5, SIZE, dtype=np.float32)
-        field = ((np.cos(theta) * slope).astype(np.float32)[:, None, None] * ramp[None, None, :]
-                 + (np.sin(theta) * slope).astype(np.float32)[:, None, None] * ramp[None, :, None])
+        field = (np.cos(theta) * slope).astype(np.float32)[:, None, None] * ramp[None, None, :] + (
+            np.sin(theta) * slope
+        ).astype(np.float32)[:, None, None] * ramp[None, :, None]
         # Luminance noise, sigma up to 0.04 of full scale (uniform noise of that spread).
         noise = rng.random((n, SIZE, SIZE), dtype=np.float32) - np.float32(0.5)
         noise *= rng.uniform(0.0, 0.14, n).astype(np.float32)[:, None, None]

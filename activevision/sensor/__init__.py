@@ -18,16 +18,26 @@ The context (the whole image area-averaged to ``size x size``) is one pair of pe
 """
 
 from activevision.sensor.geometry import (
-                                          GlimpseGeometry,
-                                          SensorState,
-                                          area_weights,
-                                          context_image,
-                                          integral_image,
-                                          reference_glimpse,
-                                          translate,
+    GlimpseGeometry,
+    SensorState,
+    area_weights,
+    context_image,
+    integral_image,
+    reference_glimpse,
+    translate,
 )
 from activevision.sensor.numpy_backend import NumpySensor
 from activevision.sensor.torch_backend import TorchSensor, context_batch
 
-__all__ = ["GlimpseGeometry", "NumpySensor", "SensorState", "TorchSensor", "area_weights", "context_batch",
-           "context_image", "integral_image", "reference_glimpse", "translate"]
+__all__ = [
+    "GlimpseGeometry",
+    "NumpySensor",
+    "SensorState",
+    "TorchSensor",
+    "area_weights",
+    "context_batch",
+    "context_image",
+    "integral_image",
+    "reference_glimpse",
+    "translate",
+]

@@ -19,8 +19,17 @@ import torch
 
 from activevision.checks import check_int
 
-__all__ = ["MAX_PATCH_SIDE", "GlimpseGeometry", "PhaseOffsets", "SensorState", "area_weights", "context_image",
-           "integral_image", "reference_glimpse", "translate"]
+__all__ = [
+    "MAX_PATCH_SIDE",
+    "GlimpseGeometry",
+    "PhaseOffsets",
+    "SensorState",
+    "area_weights",
+    "context_image",
+    "integral_image",
+    "reference_glimpse",
+    "translate",
+]
 
 
 # The widest patch allowed (pixels): beyond any image that fits in memory, and far from int64 overflow.
@@ -41,9 +50,11 @@ class GlimpseGeometry:
         check_int("scales", self.scales, 1, MAX_PATCH_SIDE.bit_length())  # (a bound first: 2**huge never ends)
         coarsest = int(self.patch) * int(self.scale_factor) ** (int(self.scales) - 1)  # Python ints: no overflow
         if coarsest > MAX_PATCH_SIDE:
-            raise ValueError(f"scales={self.scales!r} is not allowed with patch={self.patch} and scale_factor="
-                             f"{self.scale_factor}: the coarsest patch would be {coarsest:,} pixels wide; keep "
-                             f"patch * scale_factor**(scales - 1) <= {MAX_PATCH_SIDE:,}")
+            raise ValueError(
+                f"scales={self.scales!r} is not allowed with patch={self.patch} and scale_factor="
+                f"{self.scale_factor}: the coarsest patch would be {coarsest:,} pixels wide; keep "
+                f"patch * scale_factor**(scales - 1) <= {MAX_PATCH_SIDE:,}"
+            )
 
     @property
     def factors(self) -> np.ndarray:
@@ -157,8 +168,9 @@ def translate(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
     height, width = image.shape[:2]
     out = np.zeros_like(image)
     if abs(dx) < width and abs(dy) < height:
-        out[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = \
-            image[max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)]
+        out[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = image[
+            max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
+        ]
     return out
 
 
@@ -175,5 +187,3 @@ def integral_image(image: np.ndarray) -> np.ndarray:
     np.cumsum(image, axis=0, dtype=dtype, out=table[1:, 1:])
     np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
     return table
-
-

@@ -50,8 +50,12 @@ class NumpySensor:
         # Work on 2-D (rows, columns * channels) views: numpy is slow when the innermost axis has 3 elements.
         level = np.zeros((height + 2 * pad, (width + 2 * pad) * channels), np.float32)
         scale = np.float32(1.0 / 255.0 if image.dtype == np.uint8 else 1.0)
-        np.multiply(image.reshape(height, width * channels), scale, casting="unsafe",
-                    out=level[pad : pad + height, pad * channels : (pad + width) * channels])
+        np.multiply(
+            image.reshape(height, width * channels),
+            scale,
+            casting="unsafe",
+            out=level[pad : pad + height, pad * channels : (pad + width) * channels],
+        )
         levels = [level.reshape(level.shape[0], -1, channels)]
         for k in self._factors[: padded - 1]:
             span = (factor - 1) * k
@@ -81,8 +85,12 @@ class NumpySensor:
         for s, (k, size, half) in enumerate(zip(self._factors, self._sizes, self._half)):
             x0, y0 = int(_floor(cx - half)), int(_floor(cy - half))
             if s == 0:
-                box = (min(max(x0, 0), state.width), min(max(y0, 0), state.height),
-                       min(x0 + size, state.width), min(y0 + size, state.height))
+                box = (
+                    min(max(x0, 0), state.width),
+                    min(max(y0, 0), state.height),
+                    min(x0 + size, state.width),
+                    min(y0 + size, state.height),
+                )
             if s < len(levels):
                 out[s] = levels[s][y0 + pad : y0 + pad + size : k, x0 + pad : x0 + pad + size : k].transpose(2, 0, 1)
                 continue

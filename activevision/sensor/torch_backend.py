@@ -24,16 +24,17 @@ GATHER_GROUP = 16
 MIN_PHASE_COLUMNS = 128
 
 
-def context_batch(images: torch.Tensor, size: int, shift: torch.Tensor | None = None,
-                  limit: int = 0) -> torch.Tensor:
+def context_batch(images: torch.Tensor, size: int, shift: torch.Tensor | None = None, limit: int = 0) -> torch.Tensor:
     """``context_image`` of a batch ``(n, H, W, C)`` at once (any device), each image first moved by its
     ``shift`` row ``(dx, dy)`` with ``|dx|, |dy| <= limit``: ``(n, C, size, size)`` float32."""
     _, height, width, _ = images.shape
     device = images.device
-    rows = torch.as_tensor(np.stack([area_weights(height, size, d) for d in range(-limit, limit + 1)]),
-                           dtype=torch.float32, device=device)
-    cols = torch.as_tensor(np.stack([area_weights(width, size, d) for d in range(-limit, limit + 1)]),
-                           dtype=torch.float32, device=device)
+    rows = torch.as_tensor(
+        np.stack([area_weights(height, size, d) for d in range(-limit, limit + 1)]), dtype=torch.float32, device=device
+    )
+    cols = torch.as_tensor(
+        np.stack([area_weights(width, size, d) for d in range(-limit, limit + 1)]), dtype=torch.float32, device=device
+    )
     if shift is None:
         shift = torch.zeros((len(images), 2), dtype=torch.long, device=device)
     values = images.float() * (1.0 / 255.0 if images.dtype == torch.uint8 else 1.0)
@@ -63,8 +64,10 @@ class TorchSensor:
         made once per frame size."""
         if frame not in self._frames:
             height, width = frame
-            self._frames[frame] = (torch.tensor([width / 2.0, height / 2.0], dtype=torch.float64, device=self.device),
-                                   torch.tensor([[width], [height]], device=self.device))
+            self._frames[frame] = (
+                torch.tensor([width / 2.0, height / 2.0], dtype=torch.float64, device=self.device),
+                torch.tensor([[width], [height]], device=self.device),
+            )
         return self._frames[frame]
 
     def _channel_starts(self, channels: int, length: int) -> torch.Tensor:
@@ -98,8 +101,9 @@ class TorchSensor:
         allowed = [f for f in factors if f == 1 or (width + 1) // f >= MIN_PHASE_COLUMNS]
         return tuple(max(q for q in allowed if q <= factors[k - k % 2]) for k in range(len(factors)))
 
-    def wrap(self, tables: Callable[..., tuple[torch.Tensor | np.ndarray, Any]], height: int,
-             width: int) -> SensorState:
+    def wrap(
+        self, tables: Callable[..., tuple[torch.Tensor | np.ndarray, Any]], height: int, width: int
+    ) -> SensorState:
         """The state of summed-area tables of uint8 images built elsewhere with a copy per phase: ``tables(phases,
         block=b)`` gives ``(table (N, C, size), layout)`` for blocks up to ``b`` pixels wide: int16 (sums modulo
         2^16, exact for blocks up to 16^2 pixels), int32 (modulo 2^32, up to 4104^2) or int64. ``layout.phases`` are
@@ -122,8 +126,10 @@ class TorchSensor:
                 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
                 table = torch.from_numpy(table)
         if table.dtype not in (torch.int16, torch.int32, torch.int64) or table.ndim != 3:
-            raise ValueError(f"table of dtype {table.dtype} and shape {tuple(table.shape)} is not allowed: use int16, "
-                             "int32 or int64 (N, C, size)")
+            raise ValueError(
+                f"table of dtype {table.dtype} and shape {tuple(table.shape)} is not allowed: use int16, "
+                "int32 or int64 (N, C, size)"
+            )
         held = list(dict.fromkeys(phases))  # one offset table per phase read; scales sharing a phase share it
         periods = np.array([layout.periods(q) for q in held], dtype=np.int64)  # (phases, (y, x), (period, step))
         if (periods < 1).any():
@@ -144,8 +150,14 @@ class TorchSensor:
         lookups = [torch.as_tensor(np.ascontiguousarray(part), device=self.device) for part in lookups]
         return SensorState(table, self._byte_divisor, height, width, PhaseOffsets(flat, *lookups))
 
-    def glimpse(self, state: SensorState, loc: torch.Tensor, index: torch.Tensor | None = None,
-                offset: torch.Tensor | None = None, frame: tuple[int, int] | None = None) -> torch.Tensor:
+    def glimpse(
+        self,
+        state: SensorState,
+        loc: torch.Tensor,
+        index: torch.Tensor | None = None,
+        offset: torch.Tensor | None = None,
+        frame: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
         """Glimpses at ``loc`` (B, 2) of images ``index`` (B,) of a prepared table (images 0..B-1 if None).
 
         Reads only the ``(patch + 1)^2`` table entries per scale and channel that it needs, with one gather.
@@ -158,8 +170,9 @@ class TorchSensor:
         # The corner rule of GlimpseGeometry.corners, for x and y at once (the same float64 operations):
         # (B, 1, 2) centres in pixels minus each scale's half size, floored; then the p + 1 block edges.
         scale, frame_limit = self._frame_constants(frame)
-        corner = _floor((loc.to(device=self.device, dtype=torch.float64)[:, None, :] + 1.0) * scale
-                        - self._half).long()  # (B, S, 2)
+        corner = _floor(
+            (loc.to(device=self.device, dtype=torch.float64)[:, None, :] + 1.0) * scale - self._half
+        ).long()  # (B, S, 2)
         edges = corner[..., None] + self._steps  # (B, S, 2, p+1): x edges, then y edges
         if offset is not None:  # edges clipped to the frame (zero outside it), then moved into the image
             edges = torch.minimum(edges.clamp_(min=0), frame_limit) - offset.to(self.device).long()[:, None, :, None]
