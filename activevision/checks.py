@@ -13,7 +13,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["check_int", "check_choice", "check_number", "check_device", "check_field_types"]
+__all__ = ["check_int", "check_bool", "check_choice", "check_number", "check_device", "check_field_types"]
 
 
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
@@ -27,6 +27,13 @@ def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
         allowed = f"in [{low}, {high:,}]" if high is not None else f">= {low}"
         raise ValueError(f"{name}={value!r} is not allowed: it must be an integer {allowed}")
     return int(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is True or False (not 0, 1 or a string)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} is not allowed: use True or False")
+    return value
 
 
 def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> Any:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from activevision.catalog import CATALOG, FILE_OPTIONS
-from activevision.checks import check_int
+from activevision.checks import check_bool, check_int
 from activevision.data.base import ImageDataset
 from activevision.data.compose import ClutteredDataset, TranslatedDataset
 from activevision.data.files import data_root
@@ -126,8 +126,8 @@ def _check_world_options(env_id: str, options: dict[str, Any]) -> None:
     for name, value in options.items():
         if name in _WORLD_INTEGERS and not (value is None and PRESETS[env_id][1][name] is None):
             check_int(name, value, _WORLD_INTEGERS[name])
-        elif name in ("download", "verify") and not isinstance(value, bool):
-            raise ValueError(f"{name}={value!r} is not allowed: use True or False")
+        elif name in ("download", "verify"):
+            check_bool(name, value)
         elif name == "split" and not isinstance(value, str):
             raise ValueError(f"split={value!r} is not allowed: use a split name (a string)")
         elif name == "data_dir" and not (value is None or isinstance(value, (str, os.PathLike))):

@@ -16,7 +16,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from activevision.checks import check_device, check_int
+from activevision.checks import check_bool, check_device, check_int
 from activevision.data.base import ImageDataset
 from activevision.data.large import LargeImageDataset
 from activevision.envs import rules
@@ -118,8 +118,7 @@ class GlimpseVectorEnv(VectorEnv):
             self.context = torch.zeros((n, *self.single_observation_space["context"].shape), device=self.device)
         self._next_index = self._arange % len(dataset)
         self._needs_reset = torch.zeros(n, dtype=torch.bool, device=self.device)
-        if not isinstance(compile, bool):
-            raise ValueError(f"compile={compile!r} is not allowed: use True or False")
+        check_bool("compile", compile)
         # The whole-batch glimpse has fixed shapes: compiled once when asked, static (faster than dynamic; torch
         # recompiles for each new batch shape up to its recompile limit, then runs eagerly); subsets of envs stay
         # eager. The coverage rule stays eager: compiled it was slower (benchmarks/results/design_measurements.md).

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from activevision.checks import check_bool
 from activevision.data.base import ArrayDataset
 from activevision.data.files import DataUnavailableError, damaged_file, data_root, fetch, verify_file
 
@@ -92,9 +93,8 @@ class MNIST(ArrayDataset):
     ) -> None:
         if split not in MNIST_SPLITS:
             raise ValueError(f"split={split!r} is not allowed for MNIST: choose one of {sorted(MNIST_SPLITS)}")
-        for name, value in (("download", download), ("verify", verify)):
-            if not isinstance(value, bool):
-                raise ValueError(f"{name}={value!r} is not allowed: use True or False")
+        check_bool("download", download)
+        check_bool("verify", verify)
         prefix, part = MNIST_SPLITS[split]
         folder = data_root(data_dir, "mnist")
         image_path = _locate(folder, f"{prefix}-images-idx3-ubyte.gz", download, verify)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from activevision.checks import check_bool
 from activevision.data.base import ArrayDataset
 from activevision.data.files import damaged_file, data_root, fetch, verify_file
 
@@ -77,9 +78,8 @@ class SVHN(ArrayDataset):
     ) -> None:
         if split not in SVHN_FILES:
             raise ValueError(f"split={split!r} is not allowed for SVHN: choose one of {sorted(SVHN_FILES)}")
-        for flag, value in (("download", download), ("verify", verify)):
-            if not isinstance(value, bool):
-                raise ValueError(f"{flag}={value!r} is not allowed: use True or False")
+        check_bool("download", download)
+        check_bool("verify", verify)
         name, md5, size = SVHN_FILES[split]
         path = fetch(data_root(data_dir, "svhn"), name, [URL + name], md5, download, size=size)
         if verify:
