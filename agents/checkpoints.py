@@ -25,6 +25,7 @@ __all__ = [
     "one_line",
     "read_config",
     "read_checkpoint",
+    "require_checkpoint",
     "state_digest",
     "check_resume_changes",
     "check_new_run",
@@ -102,11 +103,18 @@ def state_digest(state: Any) -> str:
     return digest.hexdigest()
 
 
+def require_checkpoint(folder: Path) -> Path:
+    """``folder/checkpoint.pt``, or a ValueError saying ``folder`` is not a run folder."""
+    path = folder / "checkpoint.pt"
+    if not path.is_file():
+        raise ValueError(f"{folder} is not a run folder: it has no checkpoint.pt (train with --out {folder})")
+    return path
+
+
 def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
     """A checkpoint's content, loaded with ``weights_only=True`` (tensors and plain values only: a file that
     would run code is refused) and checked against its stored digest."""
-    if not path.is_file():
-        raise ValueError(f"{path.parent} is not a run folder: it has no checkpoint.pt (train with --out {path.parent})")
+    require_checkpoint(path.parent)
     try:
         with torch.serialization.safe_globals(_NUMPY_SCALARS), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a damaged file's warnings: the error below says what is wrong
@@ -120,8 +128,8 @@ def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
         raise ValueError(f"{path} cannot be read as a checkpoint ({one_line(error)})") from None
     except Exception as error:  # torch and zipfile raise many kinds for truncated or garbage files
         raise ValueError(f"{path} cannot be read as a checkpoint ({type(error).__name__}: {one_line(error)})") from None
-    if not isinstance(state, dict) or any(key not in state for key in CHECKPOINT_KEYS):
-        missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
         raise ValueError(f"{path} is not an activevision checkpoint (missing {missing})")
     stored = state.pop("state_digest", None)
     if stored is not None and stored != state_digest(state):

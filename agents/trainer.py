@@ -39,6 +39,7 @@ from activevision.agents.checkpoints import (
     one_line,
     read_checkpoint,
     read_config,
+    require_checkpoint,
     state_digest,
 )
 from activevision.agents.gam import GAM
@@ -429,8 +430,7 @@ class Trainer:
         from the saved one is refused by name. A damaged or foreign run folder is a ValueError naming the file."""
         folder = Path(out)
         fields = config_fields(TrainConfig)
-        if not (folder / "checkpoint.pt").is_file():
-            raise ValueError(f"{folder} is not a run folder: it has no checkpoint.pt (train with --out {folder})")
+        require_checkpoint(folder)  # before the config: a folder that is no run says so first
         saved = read_config(folder, fields)
         unknown = sorted(set(changes) - set(fields))
         if unknown:

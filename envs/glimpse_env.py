@@ -16,7 +16,7 @@ import torch
 from activevision.data.base import ImageDataset
 from activevision.data.large import LargeImageDataset
 from activevision.envs import rules
-from activevision.envs.inputs import check_options, check_seed, plain_action
+from activevision.envs.inputs import check_options, check_seed, plain_array
 from activevision.envs.spec import WorldSpec
 from activevision.render import draw_glimpses, draw_on_overview
 from activevision.sensor import NumpySensor, TorchSensor, context_image, translate
@@ -197,8 +197,7 @@ class GlimpseEnv(gym.Env):
         if pinned is None:
             return None
         limit = self.world.shift
-        array = plain_action(pinned, f"two integers (dx, dy) in [-{limit}, {limit}]", "options['shift']")
-        array = array.cpu().numpy() if isinstance(array, torch.Tensor) else array
+        array = plain_array(pinned, f"two integers (dx, dy) in [-{limit}, {limit}]", "options['shift']")
         if array.shape != (2,) or array.dtype.kind not in "iu" or bool((np.abs(array) > limit).any()):
             raise ValueError(
                 f"options['shift']={pinned!r} is not allowed: use two integers (dx, dy) in "
@@ -259,12 +258,8 @@ class GlimpseEnv(gym.Env):
             return float(rules.covered_fraction(boxes, np.array(len(boxes)), self.height, self.width))
         return float(np.count_nonzero(self._seen)) / self._seen.size
 
-    def _as_array(self, action: Any) -> np.ndarray:
-        value = plain_action(action, self.world.action_help())
-        return value.cpu().numpy() if isinstance(value, torch.Tensor) else value
-
     def _check_continuous(self, action: Any) -> np.ndarray:
-        array = action if type(action) is np.ndarray else self._as_array(action)  # the common case: no call
+        array = action if type(action) is np.ndarray else plain_array(action, self.world.action_help())
         if array.dtype.kind != "f" or array.shape != self.action_space.shape:
             raise ValueError(
                 f"action of dtype {array.dtype} and shape {array.shape} is not allowed: use {self.world.action_help()}"
@@ -277,7 +272,7 @@ class GlimpseEnv(gym.Env):
         if isinstance(action, (int, np.integer)) and not isinstance(action, bool):  # the common case: no array
             value = int(action)
         else:
-            array = self._as_array(action)
+            array = plain_array(action, self.world.action_help())
             value = int(array) if array.dtype.kind in "iu" and array.shape == () else -1
         if not 0 <= value < self.action_space.n:
             raise ValueError(

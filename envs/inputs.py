@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["RESET_OPTIONS", "plain_action", "check_seed", "check_options"]
+from activevision.checks import check_int
+
+__all__ = ["RESET_OPTIONS", "plain_action", "plain_array", "plain_tensor", "check_seed", "check_options"]
 
 RESET_OPTIONS = ("index", "shift")
 
@@ -36,13 +38,22 @@ def plain_action(value: Any, help_text: str, what: str = "action") -> np.ndarray
     return array
 
 
+def plain_array(value: Any, help_text: str, what: str = "action") -> np.ndarray:
+    """``plain_action`` as a numpy array (the single env's form)."""
+    value = plain_action(value, help_text, what)
+    return value.cpu().numpy() if isinstance(value, torch.Tensor) else value
+
+
+def plain_tensor(value: Any, help_text: str, what: str, device: torch.device) -> torch.Tensor:
+    """``plain_action`` as a tensor on ``device`` (the batched env's form)."""
+    value = plain_action(value, help_text, what)
+    tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+    return tensor.to(device)
+
+
 def check_seed(seed: Any) -> int | None:
     """A reset seed: None or an integer in [0, 2^64) (what numpy's and torch's generators both take)."""
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64
-    ):
-        raise ValueError(f"seed={_short(seed)} is not allowed: use None or one integer in [0, 2**64)")
-    return None if seed is None else int(seed)
+    return None if seed is None else check_int("seed", seed, 0, 2**64 - 1)
 
 
 def check_options(options: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from activevision.checks import check_bool, check_device, check_int
 from activevision.data.base import ImageDataset
 from activevision.data.large import LargeImageDataset
 from activevision.envs import rules
-from activevision.envs.inputs import check_options, check_seed, plain_action
+from activevision.envs.inputs import check_options, check_seed, plain_tensor
 from activevision.envs.spec import WorldSpec
 from activevision.render import draw_glimpses, draw_on_overview
 from activevision.sensor import SensorState, TorchSensor, context_batch, translate
@@ -160,9 +160,7 @@ class GlimpseVectorEnv(VectorEnv):
         observations of every env. For libraries that reset envs one by one (TorchRL's ``_reset`` mask)."""
         if not self._started:
             raise ValueError("reset_envs() was called before reset(): call reset() first")
-        mask = plain_action(mask, f"{self.num_envs} bools", "mask")
-        mask = mask if isinstance(mask, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(mask))
-        mask = mask.to(self.device)
+        mask = plain_tensor(mask, f"{self.num_envs} bools", "mask", self.device)
         if mask.dtype != torch.bool or tuple(mask.shape) != (self.num_envs,):
             raise ValueError(
                 f"mask of dtype {mask.dtype} and shape {tuple(mask.shape)} is not allowed: use {self.num_envs} bools"
@@ -175,11 +173,10 @@ class GlimpseVectorEnv(VectorEnv):
 
     def _option_tensor(self, name: str, value: Any, help_text: str) -> torch.Tensor:
         """A reset option as an integer tensor on the device, or a ValueError naming it."""
-        value = plain_action(value, help_text, f"options[{name!r}]")
-        tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+        tensor = plain_tensor(value, help_text, f"options[{name!r}]", self.device)
         if tensor.dtype.is_floating_point or tensor.dtype in (torch.bool, torch.complex64, torch.complex128):
             raise ValueError(f"options[{name!r}] of dtype {tensor.dtype} is not allowed: use {help_text}")
-        return tensor.to(self.device)
+        return tensor
 
     def step(self, actions: Any) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         """One step of every env; see the class docstring for the autoreset modes."""
@@ -197,7 +194,7 @@ class GlimpseVectorEnv(VectorEnv):
             prediction = actions[:, 2:].argmax(1)
             last = rules.continuous_step(self.steps, world.n_glimpses, world.start == "choose")
             glimpsed = ~last
-            loc = actions[:, :2].clamp(-1.0, 1.0).double()
+            loc = actions[:, :2].clamp(-1.0, 1.0)
         else:
             answered, prediction, glimpsed, last = rules.discrete_step(
                 actions, world.cells, self.glimpses, world.n_glimpses
@@ -394,10 +391,7 @@ class GlimpseVectorEnv(VectorEnv):
         actions keep float64 when given so (the answer is the argmax at the precision given, as in the single env);
         tensors are cut from autograd, so the env never holds a caller's graph."""
         world = self.world
-        actions = plain_action(actions, self._help())
-        if not isinstance(actions, torch.Tensor):
-            actions = torch.from_numpy(np.ascontiguousarray(actions))
-        actions = actions.to(self.device)
+        actions = plain_tensor(actions, self._help(), "action", self.device)
         if world.action_mode == "continuous":
             if not actions.dtype.is_floating_point or tuple(actions.shape) != (self.num_envs, 2 + world.num_classes):
                 raise ValueError(
