@@ -10,7 +10,6 @@ import typing
 from pathlib import Path
 
 import cv2
-import gymnasium as gym
 import numpy as np
 
 import activevision  # noqa: F401  (registers the ids)
@@ -27,6 +26,7 @@ DEMO_CORE = "gru"
 def demo(out: Path, steps: int, seed: int, quiet: bool = False) -> None:
     """Train RAM and the random-location baseline on the offline world; print both, write glimpse pictures."""
     from activevision.agents.trainer import TrainConfig, Trainer, evaluate, trace
+    from activevision.envs import make_dataset
     from activevision.render import glimpse_grid, write_picture
 
     results = {}
@@ -67,8 +67,7 @@ def demo(out: Path, steps: int, seed: int, quiet: bool = False) -> None:
         out / "glimpses.png",
         glimpse_grid(seen["images"], seen["locs"], seen["boxes_of"], seen["predictions"], seen["labels"]),
     )
-    env = gym.make("GlimpseHouseNumbers-v0")
-    images, _ = env.unwrapped.dataset.arrays()
+    images, _ = make_dataset("GlimpseHouseNumbers-v0").arrays()
     tiles = [cv2.resize(to_rgb8(images[i]), (64, 64), interpolation=cv2.INTER_NEAREST) for i in range(32)]
     write_picture(
         out / "world.png",

@@ -12,6 +12,7 @@ __all__ = [
     "to_rgb8",
     "draw_glimpses",
     "draw_on_overview",
+    "draw_episode",
     "glimpse_patches",
     "glimpse_grid",
     "write_picture",
@@ -61,12 +62,24 @@ def draw_glimpses(
 def draw_on_overview(
     overview: tuple[np.ndarray, int], boxes: Any, centres: Sequence[tuple[float, float]]
 ) -> np.ndarray:
-    """``draw_glimpses`` on a canvas's ``overview = (picture, factor)`` (``LargeImageDataset.overview``): boxes and
-    centres are given in the canvas's pixels and scaled down by the factor."""
+    """``draw_glimpses`` on ``overview = (picture, factor)``, an image shrunk by an integer factor (1: the image
+    itself; a huge canvas's overview, ``SummedAreaTables.overview``): boxes and centres are given in the image's
+    pixels and scaled down by the factor."""
     picture, factor = overview
     return draw_glimpses(
         picture, np.asarray(boxes, dtype=np.int64) // factor, [(x / factor, y / factor) for x, y in centres]
     )
+
+
+def draw_episode(
+    picture: tuple[np.ndarray, int], geometry: Any, locs: np.ndarray, height: int, width: int
+) -> np.ndarray:
+    """An episode so far, as both envs render it: ``picture = (image, factor)`` (a glimpse source's picture of an
+    ``height x width`` image) with each scale's square of the newest glimpse and the path through the glimpses at
+    ``locs`` ((n, 2) float64 in [-1, 1]; ``geometry`` a ``GlimpseGeometry``)."""
+    boxes = geometry.boxes(locs[-1], height, width) if len(locs) else ()
+    centres = [((x + 1.0) * width / 2.0, (y + 1.0) * height / 2.0) for x, y in locs.tolist()]
+    return draw_on_overview(picture, boxes, centres)
 
 
 def glimpse_patches(glimpse: np.ndarray, size: int = 48) -> np.ndarray:

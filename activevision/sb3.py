@@ -74,11 +74,11 @@ class VecEnv(_SB3VecEnv):
         self.envs.close()
 
     def render(self, mode: str | None = None) -> np.ndarray | None:
-        frames = self.envs.render()
+        frames: Any = self.envs.render()  # a tuple of frames, one per env (up to 4), or None
         return None if frames is None else frames[0]
 
     def get_images(self) -> Sequence[np.ndarray | None]:
-        frames = self.envs.render()
+        frames: Any = self.envs.render()
         return [None] * self.num_envs if frames is None else list(frames)
 
     # The batched world is one object, not a list of envs: attributes are the batch's.

@@ -18,6 +18,7 @@ from torchrl.envs import EnvBase
 
 import activevision  # noqa: F401  (registers the ids)
 from activevision.checks import check_device
+from activevision.envs.vector import GlimpseVectorEnv
 
 __all__ = ["GlimpseTorchRLEnv"]
 
@@ -32,28 +33,23 @@ class GlimpseTorchRLEnv(EnvBase):
         device = check_device(device)
         # NextStep: an ended env waits for TorchRL's reset (never reset behind its back within a step).
         envs = gym.make_vec(env_id, num_envs=num_envs, device=device, autoreset_mode="NextStep", **world_options)
+        if not isinstance(envs, GlimpseVectorEnv):
+            raise ValueError(f"env_id={env_id!r} is not allowed: use the id of an activevision world")
         super().__init__(device=device, batch_size=torch.Size([envs.num_envs]))
         self.envs, self.env_id = envs, env_id
         n = (envs.num_envs,)
-        spaces = envs.single_observation_space.spaces
-        self.observation_spec = Composite(
-            {
-                key: Bounded(
-                    low=float(space.low.min()),
-                    high=float(space.high.max()),
-                    shape=n + space.shape,
-                    dtype=torch.float32,
-                    device=device,
-                )
-                for key, space in spaces.items()
-            },
-            shape=n,
-        )
+        specs = {}
+        for key, space in envs.single_observation_space.spaces.items():
+            assert isinstance(space, gym.spaces.Box)  # every observation of a world is a Box
+            low, high = float(space.low.min()), float(space.high.max())
+            specs[key] = Bounded(low=low, high=high, shape=n + space.shape, dtype=torch.float32, device=device)
+        self.observation_spec = Composite(specs, shape=n)
         action = envs.single_action_space
         if isinstance(action, gym.spaces.Discrete):
             self.action_spec = Categorical(int(action.n), shape=n, device=device)
         else:
-            self.action_spec = Bounded(low=-1.0, high=1.0, shape=n + action.shape, dtype=torch.float32, device=device)
+            shape = n + tuple(action.shape or ())
+            self.action_spec = Bounded(low=-1.0, high=1.0, shape=shape, dtype=torch.float32, device=device)
         self.reward_spec = Unbounded(shape=n + (1,), dtype=torch.float32, device=device)
         self.done_spec = Composite(
             {
@@ -74,7 +70,7 @@ class GlimpseTorchRLEnv(EnvBase):
 
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs: Any) -> TensorDict:
         mask = None if tensordict is None else tensordict.get("_reset", None)
-        if mask is None or not self.envs._started or bool(mask.all()):
+        if mask is None or not self.envs.started or bool(mask.all()):
             obs, _ = self.envs.reset()
         else:
             obs = self.envs.reset_envs(mask.reshape(-1))

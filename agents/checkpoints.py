@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import os
 import pickle
@@ -42,7 +43,7 @@ RUN_FILES = ("config.json", "checkpoint.pt", "evals.csv", "tb")
 CHECKPOINT_KEYS = ("update", "model", "optimizer", "evals")
 # Numpy scalars that checkpoints written before every value was converted to a Python number may hold (an
 # optimizer's float64 learning rate): safe to rebuild, nothing else is allowed.
-_MULTIARRAY = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray  # numpy 2 / numpy 1
+_MULTIARRAY = importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray")
 _NUMPY_SCALARS = [_MULTIARRAY.scalar, np.dtype, type(np.dtype(np.float64))]
 
 

@@ -28,7 +28,7 @@ from gymnasium import spaces
 from torch import nn
 from torch.nn import functional as F
 
-from activevision.agents.modules import GlimpseNetwork, Standardised
+from activevision.agents.modules import GlimpseNetwork, Standardised, box_shape
 
 __all__ = ["GAM", "GAMState", "ContextNetwork", "EncoderLayer", "DecoderLayer", "step_code"]
 
@@ -51,7 +51,7 @@ class ContextNetwork(nn.Module):
     kernels 5, 3, 3; the first two with stride 2: 3x faster on CPU than striding the last two, measured), mean over
     positions, a linear layer to the model width."""
 
-    def __init__(self, shape: tuple[int, int, int], out: int) -> None:
+    def __init__(self, shape: tuple[int, ...], out: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
             Standardised(shape),  # normalised and raw, as the glimpse network's input
@@ -192,9 +192,9 @@ class GAM(nn.Module):
                 "(e.g. env_kwargs={'context_size': 12})"
             )
         self.glimpse_net = GlimpseNetwork(
-            observation_space["glimpse"].shape, glimpse_hidden, glimpse_hidden, hidden, combine, what
+            box_shape(observation_space, "glimpse"), glimpse_hidden, glimpse_hidden, hidden, combine, what
         )
-        self.context_net = ContextNetwork(observation_space["context"].shape, hidden)
+        self.context_net = ContextNetwork(box_shape(observation_space, "context"), hidden)
         self.encoder = nn.ModuleList(EncoderLayer(hidden, heads) for _ in range(layers))
         self.decoder = nn.ModuleList(DecoderLayer(hidden, heads) for _ in range(layers))
         self.encoder_norm, self.decoder_norm = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
@@ -205,8 +205,10 @@ class GAM(nn.Module):
         self.where = nn.Sequential(nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
         self.start = nn.Parameter(torch.zeros(hidden))
         self.locator = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2))  # tanh: _mean
-        nn.init.zeros_(self.locator[2].weight)  # every first mean at the centre; REINFORCE moves them from there
-        nn.init.zeros_(self.locator[2].bias)
+        last = self.locator[2]
+        assert isinstance(last, nn.Linear)
+        nn.init.zeros_(last.weight)  # every first mean at the centre; REINFORCE moves them from there
+        nn.init.zeros_(last.bias)
         # Trained by REINFORCE alone, the decoder's output hardly depends on the image for thousands of updates
         # (README, "Why the paper's location head lags"); the skip gives the location head the newest encoder token,
         # which the classifier's loss keeps informative, through one linear map. Zero at first, as the MLP's last

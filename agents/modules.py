@@ -10,7 +10,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from gymnasium import spaces
 from torch import nn
 
 from activevision.checks import check_choice as _choice
@@ -25,6 +28,7 @@ __all__ = [
     "CORES",
     "COMBINES",
     "WHATS",
+    "box_shape",
 ]
 
 CORES = ("rnn", "gru", "lstm")
@@ -32,6 +36,14 @@ COMBINES = ("add", "mul")
 WHATS = ("mlp", "conv")
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+def box_shape(observation_space: Any, key: str) -> tuple[int, ...]:
+    """The shape of the ``key`` Box of a world's observation space, or a ValueError naming what is missing."""
+    space = observation_space.spaces.get(key) if isinstance(observation_space, spaces.Dict) else None
+    if not isinstance(space, spaces.Box):
+        raise ValueError(f"observation space {observation_space} is not allowed: it needs a {key!r} Box")
+    return tuple(space.shape)
 
 
 class Standardised(nn.Module):
@@ -88,7 +100,7 @@ class GlimpseNetwork(nn.Module):
             for layer in self.what:
                 if isinstance(layer, (nn.Conv2d, nn.Linear)):
                     nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-                    nn.init.zeros_(layer.bias)
+                    nn.init.zeros_(layer.bias)  # type: ignore[arg-type]  # both layers have biases
         self.where = nn.Sequential(nn.Linear(2, where_hidden), nn.ReLU())
         self.what_out = nn.Linear(what_hidden, out)
         self.where_out = nn.Linear(where_hidden, out)
@@ -107,6 +119,7 @@ class Core(nn.Module):
         super().__init__()
         self.kind = _choice("core", kind, CORES)
         self.hidden = hidden
+        self.cell: nn.Module
         if kind == "rnn":
             self.cell = nn.RNNCell(input_size, hidden, nonlinearity="relu")
         elif kind == "gru":
@@ -120,7 +133,7 @@ class Core(nn.Module):
 
     def forward(self, g: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         state = self.cell(g, state)
-        return (state[0] if self.kind == "lstm" else state), state
+        return (state[0] if isinstance(state, tuple) else state), state
 
 
 class LocationHead(nn.Module):

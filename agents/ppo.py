@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from activevision.agents.interface import GlimpseAgent
 from activevision.agents.reinforce import rollout
 
 __all__ = ["GaussianPolicy", "PPOSettings", "Collected", "collect", "replay", "gae", "clipped_surrogate", "ppo_update"]
@@ -37,9 +38,9 @@ class GaussianPolicy(nn.Module):
     """A glimpse agent with the RAM step interface (``RAM`` or ``GAM``) plus a learned, state-independent log std
     of its Gaussian location policy (PPO's entropy bonus needs a std that can change)."""
 
-    def __init__(self, core: nn.Module, std: float) -> None:
+    def __init__(self, core: GlimpseAgent, std: float) -> None:
         super().__init__()
-        self.core = core
+        self.core: GlimpseAgent = core
         self.log_std = nn.Parameter(torch.tensor(math.log(std)))
 
     def std(self) -> torch.Tensor:
@@ -143,7 +144,7 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float) -
     """Generalised advantage estimates ``(L, B)`` of episodes that end after their last decision (no bootstrap
     value there): ``delta_t = r_t + gamma V_{t+1} - V_t``, ``A_t = delta_t + gamma lam A_{t+1}``."""
     advantages = torch.zeros_like(values)
-    running = torch.zeros_like(values[0]) if len(values) else None
+    running = torch.zeros_like(values[0]) if len(values) else values.new_zeros(())
     for t in reversed(range(len(values))):
         next_value = values[t + 1] if t + 1 < len(values) else torch.zeros_like(values[t])
         delta = rewards[t] + gamma * next_value - values[t]
@@ -222,8 +223,8 @@ def ppo_update(
             ):
                 sums[name] = sums.get(name, 0.0) + float(part.detach())
     count = settings.epochs * math.ceil(batch / size)
-    parts = {name: total / count for name, total in sums.items()}
-    parts.update(
+    metrics = {name: total / count for name, total in sums.items()}
+    metrics.update(
         accuracy=data.reward.mean().item(), pixels_seen=data.pixels_seen.mean().item(), std=float(agent.std().detach())
     )
-    return parts
+    return metrics

@@ -6,7 +6,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from activevision.agents.modules import Baseline, Classifier, Core, GlimpseNetwork, LocationHead, State
+from activevision.agents.modules import Baseline, Classifier, Core, GlimpseNetwork, LocationHead, State, box_shape
 
 __all__ = ["RAM"]
 
@@ -27,7 +27,7 @@ class RAM(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        shape = observation_space["glimpse"].shape
+        shape = box_shape(observation_space, "glimpse")
         self.glimpse_net = GlimpseNetwork(shape, glimpse_hidden, glimpse_hidden, hidden, combine, what)
         self.core = Core(hidden, hidden, core)
         self.locator = LocationHead(hidden)

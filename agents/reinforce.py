@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
+from activevision.agents.interface import GlimpseAgent
 from activevision.checks import check_choice
 
 __all__ = ["POLICIES", "CLASSIFY_STEPS", "Episode", "location_decisions", "rollout", "hybrid_loss"]
@@ -62,15 +63,15 @@ def location_decisions(world) -> int:
 
 
 def rollout(
-    agent: nn.Module,
-    envs,
+    agent: GlimpseAgent,
+    envs: Any,
     obs: dict[str, torch.Tensor],
     *,
     policy: str = "learned",
     std: float = 0.1,
     deterministic: bool = False,
     generator: torch.Generator | None = None,
-    step=None,
+    step: Callable | None = None,
     locations: list | None = None,
     glimpses: list | None = None,
     place: Callable | None = None,
@@ -93,9 +94,12 @@ def rollout(
     state = agent.initial_state(obs)
     if place is None and hasattr(agent, "placer"):
         place = agent.placer(obs, location_decisions(envs.world))
-    log_probs, entropies, baselines, step_logits = [], [], [], []
+    log_probs: list[torch.Tensor] = []
+    entropies: list[torch.Tensor] = []
+    baselines: list[torch.Tensor] = []
+    step_logits: list[torch.Tensor] = []
 
-    def act(mean: torch.Tensor, baseline: torch.Tensor, state) -> torch.Tensor:
+    def act(mean: torch.Tensor, baseline: torch.Tensor, state: Any) -> torch.Tensor:
         """The next location: sampled around ``mean`` (or the mean itself, or a baseline policy's choice)."""
         if policy == "learned":
             if deterministic:
@@ -145,7 +149,7 @@ def rollout(
 def hybrid_loss(
     episode: Episode, entropy_coef: float = 0.0, classify_steps: str = "last"
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Cross-entropy + REINFORCE with baseline + baseline MSE - entropy bonus; and its parts for logging.
+    """Cross-entropy + REINFORCE with baseline + baseline MSE - entropy bonus; and its metrics for logging.
 
     ``classify_steps="all"``: the cross-entropy is averaged over the scores after every glimpse, not only the last
     (the reward stays the last answer's).
@@ -162,13 +166,13 @@ def hybrid_loss(
     baseline = F.mse_loss(episode.baselines, reward) if episode.baselines.numel() else classify * 0.0
     entropy = episode.entropies.sum(0).mean() if episode.entropies.numel() else classify * 0.0
     loss = classify + reinforce + baseline - entropy_coef * entropy
-    parts = {
+    metrics = {
         "loss": loss.item(),
         "classify": classify.item(),
         "reinforce": reinforce.item(),
         "baseline": baseline.item(),
         "entropy": entropy.item(),
     }
-    if not math.isfinite(parts["loss"]):
-        raise FloatingPointError(f"the loss became {parts['loss']}: lower the learning rate or check the inputs")
-    return loss, parts
+    if not math.isfinite(metrics["loss"]):
+        raise FloatingPointError(f"the loss became {metrics['loss']}: lower the learning rate or check the inputs")
+    return loss, metrics

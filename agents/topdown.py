@@ -24,7 +24,7 @@ from gymnasium import spaces
 from torch import nn
 from torch.nn import functional as F
 
-from activevision.agents.modules import Standardised, State
+from activevision.agents.modules import Standardised, State, box_shape
 from activevision.agents.ram import RAM
 from activevision.envs import rules
 
@@ -41,7 +41,7 @@ class QNetwork(nn.Module):
     one MLP shared by all regions over [region features, region embedding, RAM's detached state, round]."""
 
     def __init__(
-        self, context_shape: tuple[int, int, int], state_size: int, grid: int, rounds: int, hidden: int = 64
+        self, context_shape: tuple[int, ...], state_size: int, grid: int, rounds: int, hidden: int = 64
     ) -> None:
         super().__init__()
         channels = context_shape[0]
@@ -95,7 +95,7 @@ class TopDown(nn.Module):
                 "context_size (e.g. env_kwargs={'context_size': 24})"
             )
         self.ram = RAM(observation_space, num_classes, hidden, glimpse_hidden, core, combine, what, dropout)
-        self.q = QNetwork(observation_space["context"].shape, hidden, grid, rounds, q_hidden)
+        self.q = QNetwork(box_shape(observation_space, "context"), hidden, grid, rounds, q_hidden)
         self.target = copy.deepcopy(self.q).requires_grad_(False)
         self.grid, self.rounds = grid, rounds
 
@@ -140,7 +140,7 @@ class RegionPlacer:
         self.states: list[torch.Tensor] = []  # (B, hidden) at each round's start, detached
         self.actions: list[torch.Tensor] = []  # (B,) region per round
         self.q_values: list[torch.Tensor] = []  # (B,) online Q of the chosen region (with gradient)
-        self.region = None
+        self.region = torch.zeros(2)  # the centre of the region of this round (chosen at its first decision)
 
     def round_of(self, decision: int) -> int:
         """Decisions 0 .. L-1 cut into ``rounds`` runs of (nearly) equal length."""

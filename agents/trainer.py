@@ -50,8 +50,8 @@ from activevision.agents.reinforce import CLASSIFY_STEPS, POLICIES, hybrid_loss,
 from activevision.agents.topdown import TopDown, q_learning_loss
 from activevision.checks import check_choice, check_device, check_field_types, check_int
 from activevision.data.files import atomic_write
-from activevision.data.large import LargeImageDataset
 from activevision.envs.presets import PRESETS, make_dataset
+from activevision.envs.vector import GlimpseVectorEnv
 
 __all__ = [
     "AGENTS",
@@ -92,10 +92,10 @@ RANK_SEED_STRIDE = 1_000_000_007
 
 
 def init_distributed(device: str) -> tuple[int, int]:
-    """``(rank, world size)``: joins the process group when started by torchrun (``WORLD_SIZE`` > 1; NCCL for
+    """``(rank, number of processes)``: joins the process group when started by torchrun (``WORLD_SIZE`` > 1; NCCL for
     CUDA, gloo for the CPU; rendezvous from torchrun's environment), else ``(0, 1)``."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if processes == 1:
         return 0, 1
     if not dist.is_initialized():
         cuda = device in ("auto", "cuda") and torch.cuda.is_available() or device.startswith("cuda")
@@ -268,9 +268,11 @@ class TrainConfig:
         return ALGORITHMS[self.agent]
 
 
-def _world(config: TrainConfig, device: torch.device, num_envs: int, **overrides: Any) -> gym.vector.VectorEnv:
+def _make_envs(config: TrainConfig, device: torch.device, num_envs: int, **overrides: Any) -> GlimpseVectorEnv:
     kwargs = {**config.env_kwargs, "action_mode": "continuous", **overrides}
-    return gym.make_vec(config.env, num_envs=num_envs, device=device, compile=config.compile, **kwargs)
+    envs = gym.make_vec(config.env, num_envs=num_envs, device=device, compile=config.compile, **kwargs)
+    assert isinstance(envs, GlimpseVectorEnv)  # every registered world's batched entry point makes one
+    return envs
 
 
 def _test_kwargs(config: TrainConfig, split: str) -> dict[str, Any]:
@@ -281,43 +283,26 @@ def _test_kwargs(config: TrainConfig, split: str) -> dict[str, Any]:
 def make_agent(config: TrainConfig, observation_space: gym.spaces.Dict, num_classes: int) -> nn.Module:
     """The agent ``config`` names, for a world of this observation space and number of classes."""
     config.check()
+    # Every setting check() filled from the agent's defaults, as the agent's keyword arguments.
+    shared: dict[str, Any] = {
+        name: getattr(config, name) for name in ("hidden", "glimpse_hidden", "combine", "what", "dropout")
+    }
     if config.agent == "topdown":
         return TopDown(
-            observation_space,
-            num_classes,
-            config.hidden,
-            config.glimpse_hidden,
-            config.core,
-            config.combine,
-            config.what,
-            config.dropout,
-            config.regions,
-            config.rounds,
+            observation_space, num_classes, core=config.core, grid=config.regions, rounds=config.rounds, **shared
         )
+    core: nn.Module
     if config.agent in ("gam", "ppo-gam"):
         core = GAM(
             observation_space,
             num_classes,
-            config.hidden,
-            config.glimpse_hidden,
-            config.layers,
-            config.heads,
-            config.combine,
-            config.what,
-            config.dropout,
-            config.encoder_skip,
+            layers=config.layers,
+            heads=config.heads,
+            encoder_skip=config.encoder_skip,
+            **shared,
         )
     else:
-        core = RAM(
-            observation_space,
-            num_classes,
-            config.hidden,
-            config.glimpse_hidden,
-            config.core,
-            config.combine,
-            config.what,
-            config.dropout,
-        )
+        core = RAM(observation_space, num_classes, core=config.core, **shared)
     return GaussianPolicy(core, config.std) if config.algorithm == "ppo" else core
 
 
@@ -328,17 +313,19 @@ class Trainer:
     def __init__(self, config: TrainConfig, out: str | os.PathLike) -> None:
         self.config = config.check()
         self.out = Path(out)
-        self.rank, self.world_size = init_distributed(config.device)
-        if config.batch % self.world_size:
+        self.rank, self.processes = init_distributed(config.device)
+        if config.batch % self.processes:
             raise ValueError(
-                f"batch={config.batch} is not allowed with {self.world_size} processes: use a multiple "
-                f"of {self.world_size} (each process runs batch / {self.world_size} episodes)"
+                f"batch={config.batch} is not allowed with {self.processes} processes: use a multiple "
+                f"of {self.processes} (each process runs batch / {self.processes} episodes)"
             )
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)  # the same initial parameters on every rank
-        self.envs = _world(config, self.device, config.batch // self.world_size)
-        self.agent = make_agent(config, self.envs.single_observation_space, self.envs.world.num_classes)
+        self.envs = _make_envs(config, self.device, config.batch // self.processes)
+        # Any: RAM, GAM, TopDown or PPO's GaussianPolicy, each an nn.Module with the GlimpseAgent step interface.
+        self.agent: Any = make_agent(config, self.envs.single_observation_space, self.envs.world.num_classes)
         self.agent.to(self.device)
+        assert config.lr is not None  # check() filled it
         # fused: one kernel updates every parameter (fewer ops; on this CPU within noise of the per-tensor loop)
         self.optimizer = torch.optim.AdamW(
             self.agent.parameters(),
@@ -365,9 +352,10 @@ class Trainer:
         ``(update + 1) / warmup`` during the first ``warmup`` updates."""
         config = self.config
         rate = config.lr
+        assert rate is not None  # check() filled it
         if config.lr_final is not None:
             progress = min(self.update / max(config.steps - 1, 1), 1.0)
-            rate = config.lr_final + 0.5 * (config.lr - config.lr_final) * (1.0 + np.cos(np.pi * progress))
+            rate = config.lr_final + 0.5 * (rate - config.lr_final) * (1.0 + np.cos(np.pi * progress))
         # A Python float: the optimizer's state is saved, and checkpoints hold plain values only.
         return float(rate * min(1.0, (self.update + 1) / config.warmup) if config.warmup else rate)
 
@@ -391,9 +379,9 @@ class Trainer:
 
     def _gather(self, value: Any) -> list[Any]:
         """``value`` of every rank, in rank order (collective: every rank must call it)."""
-        if self.world_size == 1:
+        if self.processes == 1:
             return [value]
-        values: list[Any] = [None] * self.world_size
+        values: list[Any] = [None] * self.processes
         dist.all_gather_object(values, value)
         return values
 
@@ -404,7 +392,7 @@ class Trainer:
         rngs = self._gather(torch.get_rng_state())
         digests = self._gather(self.parameter_digest())
         if len(set(digests)) > 1:
-            raise RuntimeError(f"the {self.world_size} ranks' parameters differ at update {self.update}: not saved")
+            raise RuntimeError(f"the {self.processes} ranks' parameters differ at update {self.update}: not saved")
         if self.rank != 0:
             return
         self.out.mkdir(parents=True, exist_ok=True)
@@ -416,7 +404,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "generators": generators,
             "torch_rngs": rngs,
-            "world_size": self.world_size,
+            "world_size": self.processes,  # torch.distributed's name for it
             "digests": digests,
             "evals": self.evals,
         }
@@ -450,10 +438,10 @@ class Trainer:
         path = self.out / "checkpoint.pt"
         state = read_checkpoint(path, self.device)
         saved = state["world_size"]
-        if saved != self.world_size:
+        if saved != self.processes:
             raise ValueError(
                 f"{self.out} was trained with {saved} process(es): resume it with the same number "
-                f"(torchrun --nproc_per_node={saved}), not {self.world_size}"
+                f"(torchrun --nproc_per_node={saved}), not {self.processes}"
             )
         try:
             self.agent.load_state_dict(state["model"])
@@ -495,7 +483,7 @@ class Trainer:
                 ent_coef=config.entropy,
                 classify_steps=config.classify_steps,
             )
-            parts = ppo_update(self.agent, self.envs, obs, settings, self.generator, self._optimise)
+            metrics = ppo_update(self.agent, self.envs, obs, settings, self.generator, self._optimise)
         else:
             place = None
             if config.algorithm == "q-topdown":
@@ -510,27 +498,27 @@ class Trainer:
                 step=self.step,
                 place=place,
             )
-            loss, parts = hybrid_loss(episode, config.entropy, config.classify_steps)
+            loss, metrics = hybrid_loss(episode, config.entropy, config.classify_steps)
             if place is not None and place.actions:
                 q_loss, q_mean = q_learning_loss(self.agent, place, episode.reward, config.gamma, config.n_step)
                 loss = loss + q_loss
-                parts.update(loss=loss.item(), q_loss=q_loss.item(), q_mean=q_mean, epsilon=self.epsilon())
+                metrics.update(loss=loss.item(), q_loss=q_loss.item(), q_mean=q_mean, epsilon=self.epsilon())
             self._optimise(loss)
-            parts.update(accuracy=episode.reward.mean().item(), pixels_seen=episode.pixels_seen.mean().item())
+            metrics.update(accuracy=episode.reward.mean().item(), pixels_seen=episode.pixels_seen.mean().item())
         self.update += 1
         if config.algorithm == "q-topdown" and self.update % config.target_every == 0:
             self.agent.sync_target()
-        if self.world_size > 1:  # the metrics of the whole batch
-            values = torch.tensor(list(parts.values()), dtype=torch.float64, device=self.device)
+        if self.processes > 1:  # the metrics of the whole batch
+            values = torch.tensor(list(metrics.values()), dtype=torch.float64, device=self.device)
             dist.all_reduce(values)
-            parts = dict(zip(parts, (values / self.world_size).tolist()))
-        return parts
+            metrics = dict(zip(metrics, (values / self.processes).tolist()))
+        return metrics
 
     def _optimise(self, loss: torch.Tensor) -> None:
         """One gradient step: backward, gradients averaged over the processes, clipped, AdamW."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.world_size > 1:
+        if self.processes > 1:
             self._average_gradients()
         torch.nn.utils.clip_grad_norm_(self.agent.parameters(), self.config.clip)
         self.optimizer.step()
@@ -542,7 +530,7 @@ class Trainer:
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         flat = torch.cat([g.reshape(-1) for g in grads])
         dist.all_reduce(flat)
-        flat /= self.world_size
+        flat /= self.processes
         offset = 0
         for p in params:
             p.grad = flat[offset : offset + p.numel()].view_as(p).clone()
@@ -566,13 +554,13 @@ class Trainer:
         )
         start, images = time.perf_counter(), 0
         while self.update < config.steps:
-            parts = self.train_step()
+            metrics = self.train_step()
             images += config.batch
             rate = images / (time.perf_counter() - start)
-            bar.set_postfix(acc=f"{parts['accuracy']:.3f}", loss=f"{parts['loss']:.3f}", img_s=f"{rate:,.0f}")
+            bar.set_postfix(acc=f"{metrics['accuracy']:.3f}", loss=f"{metrics['loss']:.3f}", img_s=f"{rate:,.0f}")
             bar.update(1)
             if lead:
-                for name, value in parts.items():
+                for name, value in metrics.items():
                     writer.add_scalar(f"train/{name}", value, self.update)
                 writer.add_scalar("train/std", self.std(), self.update)
                 writer.add_scalar("train/glimpses_per_s", rate * self.envs.world.n_glimpses, self.update)
@@ -593,7 +581,7 @@ class Trainer:
 
 @torch.no_grad()
 def evaluate(
-    agent: nn.Module,
+    agent: Any,  # an nn.Module with the GlimpseAgent step interface
     config: TrainConfig,
     device: torch.device,
     split: str = "test",
@@ -613,14 +601,14 @@ def evaluate(
     size = len(make_dataset(config.env, **{k: v for k, v in kwargs.items() if k in world_options}))
     total = size if limit is None else min(limit, size)
     batch = min(config.eval_batch, total)
-    envs = _world(config, device, batch, **kwargs)
+    envs = _make_envs(config, device, batch, **kwargs)
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed + 7)
     std = float(agent.std()) if isinstance(agent, GaussianPolicy) else config.std_final or config.std
     correct, seen, counted = 0, 0.0, 0
     for start in range(0, total, batch):
         index = (torch.arange(batch, device=device) + start) % size
-        probabilities, keep = 0.0, min(batch, total - start)
+        probabilities, keep = torch.zeros(()), min(batch, total - start)
         for _ in range(mc):
             obs, _ = envs.reset(options={"index": index})
             episode, _ = rollout(
@@ -636,12 +624,12 @@ def evaluate(
 
 @torch.no_grad()
 def trace(
-    agent: nn.Module, config: TrainConfig, device: torch.device, split: str = "test", examples: int = 8
+    agent: Any, config: TrainConfig, device: torch.device, split: str = "test", examples: int = 8
 ) -> dict[str, Any]:
     """The first ``examples`` images of ``split``, with where the agent looked (``locs``: (n, T, 2)), what it
     answered and the truth: the material of glimpse pictures."""
     agent.eval()
-    envs = _world(config, device, examples, **_test_kwargs(config, split))
+    envs = _make_envs(config, device, examples, **_test_kwargs(config, split))
     obs, _ = envs.reset(options={"index": torch.arange(examples, device=device)})
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed + 7)
@@ -650,11 +638,9 @@ def trace(
         agent, envs, obs, policy=config.policy, deterministic=True, generator=generator, locations=locations
     )
     world = envs.world
-    if isinstance(envs.dataset, LargeImageDataset):  # pictures of canvases too large to draw: their overviews
-        overviews = [envs.dataset.overview(i) for i in range(examples)]
-        images, factor = [picture for picture, _ in overviews], overviews[0][1]
-    else:
-        images, factor = [envs.dataset.get(i)[0] for i in range(examples)], 1
+    # The images, or small overviews of canvases too large to draw (all shrunk by the same factor).
+    pictures = [envs.source.picture(i) for i in range(examples)]
+    images, factor = [picture for picture, _ in pictures], pictures[0][1]
 
     def boxes_of(loc: Any, height: int, width: int) -> Any:
         """The glimpse boxes at full size, scaled to the picture (an overview's factor)."""

@@ -80,7 +80,7 @@ def single(args) -> dict[str, float]:
                 actions = rng.integers(0, env.action_space.n, args.steps)
             ours = steps_per_second(env, actions, args.repeats)
             baseline_env = gym.make(env_id, action_mode=mode, **kwargs)
-            baseline_env.unwrapped.sensor = ReferenceSensor(baseline_env.unwrapped.sensor.geometry)
+            baseline_env.unwrapped.source.sensor = ReferenceSensor(baseline_env.unwrapped.world.geometry)
             baseline = steps_per_second(baseline_env, actions[: args.steps // 4], max(2, args.repeats // 2))
             rates.setdefault(env_id, ours)
             print(

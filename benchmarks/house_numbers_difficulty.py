@@ -29,11 +29,11 @@ AROUND = [(0.0, 0.0), (0.0, -0.2), (0.0, 0.2), (-0.15, 0.0), (0.15, 0.0)]
 def glimpse_features(images: np.ndarray, locs: np.ndarray) -> torch.Tensor:
     """Concatenated glimpses and locations, for ``locs`` of shape (N, 6, 2)."""
     sensor = TorchSensor(12, 2)
-    state = sensor.prepare(torch.from_numpy(images))
+    prepared = sensor.prepare(torch.from_numpy(images))
     n = images.shape[0]
     locs = torch.from_numpy(np.clip(locs, -1.0, 1.0))
-    parts = [sensor.glimpse(state, locs[:, g]).reshape(n, -1) for g in range(locs.shape[1])]
-    return torch.cat(parts + [locs.reshape(n, -1).float()], dim=1)
+    glimpses = [sensor.glimpse(prepared, locs[:, g]).reshape(n, -1) for g in range(locs.shape[1])]
+    return torch.cat(glimpses + [locs.reshape(n, -1).float()], dim=1)
 
 
 def policy_locations(name: str, centres: np.ndarray) -> np.ndarray:

@@ -11,15 +11,13 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from activevision.data.base import ImageDataset
-from activevision.data.large import LargeImageDataset
 from activevision.envs import rules
 from activevision.envs.inputs import check_options, check_seed, plain_array
+from activevision.envs.sources import ImageView, open_source
 from activevision.envs.spec import WorldSpec
-from activevision.render import draw_glimpses, draw_on_overview
-from activevision.sensor import NumpySensor, TorchSensor, context_image, translate
+from activevision.render import draw_episode
 
 __all__ = ["GlimpseEnv", "ResetNeeded"]
 
@@ -91,26 +89,20 @@ class GlimpseEnv(gym.Env):
         )
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode={render_mode!r} is not allowed: choose None or 'rgb_array'")
+        world = self.world
+        # What reads the images (in memory, a blank canvas with one image, tables on disk): the one place that
+        # knows the kind of store.
+        self.source = open_source(dataset, world.geometry, shift=world.shift, context_size=world.context_size)
         self.render_mode = render_mode
         self.dataset = dataset
-        # A LargeImageDataset is read lazily from its summed-area tables (the batched env's sensor, on the CPU):
-        # nothing is done per episode and a glimpse reads only what it covers, whatever the canvas size.
-        self._large = isinstance(dataset, LargeImageDataset)
-        if self._large:
-            self.sensor = TorchSensor(patch, scales, scale_factor)
-            height, width, _ = dataset.shape
-            self._tables = self.sensor.wrap(dataset.tables, height, width)
-        else:
-            self.sensor = NumpySensor(patch, scales, scale_factor)
-        world = self.world
         self.n_glimpses, self.action_mode, self.grid = world.n_glimpses, world.action_mode, world.grid
         self.height, self.width, self.channels = world.height, world.width, world.channels
         self.num_classes, self.context_size = world.num_classes, world.context_size
-        self.observation_space = world.observation_space()
+        self.observation_space: gym.spaces.Dict = world.observation_space()
         self.action_space = world.action_space()
         self._next_index = 0
         self._active = False
-        self._state = None
+        self._view: ImageView | None = None  # the episode's image, from reset on
 
     # ------------------------------------------------------------------ episode
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
@@ -131,30 +123,22 @@ class GlimpseEnv(gym.Env):
         elif index is None:
             index = int(self.np_random.integers(len(self.dataset)))
         self._next_index = (index + self.world.stride) % len(self.dataset)
-        image, self._label = self.dataset.get(index)
         shift = self._draw_shift() if pinned is None else pinned
         self._index = int(index)
-        if self._large:
-            self._image, self._state = None, self._tables
-        else:
-            if shift != (0, 0):
-                image = translate(image, *shift)
-            self._image, self._state = image, self.sensor.prepare(image)
+        self._view = self.source.view(self._index, shift)
+        self._label = self._view.label
         loc = None  # start "choose": the first action places the first glimpse
         if self.world.start == "center":
             loc = (0.0, 0.0)
         elif self.world.start == "random":
             loc = tuple(self.np_random.uniform(-1.0, 1.0, 2).tolist())
-        self._context = None
-        if self.context_size is not None:
-            self._context = context_image(image, self.context_size)
+        self._context = None if self.context_size is None else self._view.context(self.context_size)
         self._steps = 0
-        self._locs = []
-        self._seen = None if self._large else np.zeros((self.height, self.width), dtype=bool)
-        self._boxes = []  # finest-scale boxes, for the coverage of large canvases
+        self._locs: list[tuple[float, float]] = []
         self._active = True
         if loc is None:
-            self._glimpse = np.zeros(self.observation_space["glimpse"].shape, dtype=np.float32)
+            patch, scales = self.world.geometry.patch, self.world.geometry.scales
+            self._glimpse = np.zeros((scales, self.channels, patch, patch), dtype=np.float32)
         else:
             self._look(loc)
         return self._observation(), {"index": self._index}
@@ -208,24 +192,22 @@ class GlimpseEnv(gym.Env):
     def _draw_shift(self) -> tuple[int, int]:
         """This episode's ``(dx, dy)``, drawn (``(0, 0)`` when the world's shift is 0)."""
         limit = self.world.shift
-        return tuple(int(v) for v in self.np_random.integers(-limit, limit + 1, 2)) if limit else (0, 0)
+        if not limit:
+            return 0, 0
+        dx, dy = self.np_random.integers(-limit, limit + 1, 2).tolist()
+        return dx, dy
 
     def _look(self, loc: tuple[float, float]) -> None:
+        assert self._view is not None  # a glimpse is taken in an episode only
         self._locs.append(loc)
-        if self._large:
-            where = torch.tensor([loc], dtype=torch.float64)
-            self._glimpse = self.sensor.glimpse(self._state, where, torch.tensor([self._index]))[0].numpy()
-            self._boxes.append(self.sensor.geometry.boxes(np.array(loc), self.height, self.width)[0])
-            return
-        self._glimpse, (x0, y0, x1, y1) = self.sensor.look(self._state, loc)
-        self._seen[y0:y1, x0:x1] = True
+        self._glimpse = self._view.look(loc)
 
     def _observation(self, repeat: bool = False) -> dict[str, np.ndarray]:
         """The newest glimpse (a copy when ``repeat``: no new glimpse was taken), where and when it was taken.
 
         Every call returns arrays of its own, so observations a user keeps never change.
         """
-        obs = {
+        obs: dict[str, np.ndarray] = {
             "glimpse": self._glimpse.copy() if repeat else self._glimpse,
             "loc": np.array(self._locs[-1] if self._locs else (0.0, 0.0), dtype=np.float32),
             "t": np.array([len(self._locs) / self.n_glimpses], dtype=np.float32),
@@ -245,18 +227,9 @@ class GlimpseEnv(gym.Env):
         }
 
     def pixels_seen(self) -> float:
-        """Fraction of the image's pixels covered by at least one finest-scale patch so far this episode.
-
-        Counted on a per-episode mask (cheapest for one env); equal to ``rules.covered_fraction`` of the
-        glimpse boxes, which the batched env uses (``tests/test_envs.py`` checks they agree) and large canvases
-        too (no mask of their size).
-        """
-        if self._large:
-            if not self._boxes:
-                return 0.0
-            boxes = np.stack(self._boxes)
-            return float(rules.covered_fraction(boxes, np.array(len(boxes)), self.height, self.width))
-        return float(np.count_nonzero(self._seen)) / self._seen.size
+        """Fraction of the image's pixels covered by at least one finest-scale patch so far this episode (equal to
+        ``rules.covered_fraction`` of the glimpse boxes, which the batched env uses: ``tests/test_envs.py``)."""
+        return 0.0 if self._view is None else self._view.pixels_seen()
 
     def _check_continuous(self, action: Any) -> np.ndarray:
         array = action if type(action) is np.ndarray else plain_array(action, self.world.action_help())
@@ -274,7 +247,7 @@ class GlimpseEnv(gym.Env):
         else:
             array = plain_array(action, self.world.action_help())
             value = int(array) if array.dtype.kind in "iu" and array.shape == () else -1
-        if not 0 <= value < self.action_space.n:
+        if not 0 <= value < self.world.cells + self.num_classes:
             raise ValueError(
                 f"action {action!r} is not allowed: use {self.world.action_help()} (one integer, shape ())"
             )
@@ -286,10 +259,7 @@ class GlimpseEnv(gym.Env):
         if self.render_mode is None:
             gym.logger.warn("render() was called with render_mode=None; pass render_mode='rgb_array' to get frames")
             return None
-        if self._state is None:
+        if self._view is None:
             raise ResetNeeded("render() was called before reset(): call reset() first")
-        boxes = self.sensor.geometry.boxes(np.array(self._locs[-1]), self.height, self.width) if self._locs else ()
-        centres = [((x + 1.0) * self.width / 2.0, (y + 1.0) * self.height / 2.0) for x, y in self._locs]
-        if self._large:  # drawn on a small overview of the canvas
-            return draw_on_overview(self.dataset.overview(self._index), boxes, centres)
-        return draw_glimpses(self._image, boxes, centres)
+        locs = np.array(self._locs, dtype=np.float64).reshape(-1, 2)
+        return draw_episode(self._view.picture(), self.world.geometry, locs, self.height, self.width)

@@ -41,8 +41,9 @@ def cell_centres(cell: Any, grid: int) -> Any:
     """Locations ``(..., 2)`` (float64) of the centres of grid cells ``cell`` (integers, numpy or torch), row-major:
     cell ``a`` is row ``a // grid``, column ``a % grid``; each ``(x, y)`` in [-1, 1]. Computed per cell, never as a
     table: a fine grid over a huge canvas has millions of cells."""
-    if isinstance(cell, np.ndarray) or np.isscalar(cell):
-        column, row = np.asarray(cell % grid, dtype=np.float64), np.asarray(cell // grid, dtype=np.float64)
+    if isinstance(cell, (np.ndarray, np.generic, int)):
+        cells = np.asarray(cell)
+        column, row = (cells % grid).astype(np.float64), (cells // grid).astype(np.float64)
         return np.stack([(2.0 * column + 1.0) / grid - 1.0, (2.0 * row + 1.0) / grid - 1.0], axis=-1)
     import torch
 

@@ -11,7 +11,6 @@ from activevision.checks import check_choice as _check_choice
 from activevision.checks import check_int as _check_int
 from activevision.checks import check_number
 from activevision.data.base import ImageDataset
-from activevision.data.large import MAX_BLOCK, LargeImageDataset
 from activevision.envs import rules
 from activevision.sensor import GlimpseGeometry
 
@@ -87,17 +86,6 @@ class WorldSpec:
             raise ValueError(
                 f"shift={shift} is not allowed for {height}x{width} images: use 0 <= shift < {min(height, width)}"
             )
-        if isinstance(dataset, LargeImageDataset) and (shift or context_size is not None):
-            raise ValueError(
-                f"shift={shift!r} / context_size={context_size!r} are not allowed over a "
-                "LargeImageDataset: both would read the whole canvas every episode (use 0 / None)"
-            )
-        if isinstance(dataset, LargeImageDataset) and geometry.factors[-1] > MAX_BLOCK:
-            raise ValueError(
-                f"scales={scales} with scale_factor={scale_factor} is not allowed over a "
-                f"LargeImageDataset: its coarsest blocks ({geometry.factors[-1]} pixels) exceed "
-                f"{MAX_BLOCK}, the widest its tables sum exactly"
-            )
         if context_size is not None and _check_int("context_size", context_size, 1) > min(height, width):
             raise ValueError(
                 f"context_size={context_size} is not allowed for {height}x{width} images: use "
@@ -129,7 +117,7 @@ class WorldSpec:
     def observation_space(self) -> spaces.Dict:
         """Dict of ``glimpse``, ``loc``, ``t`` and, with ``context_size``, ``context``."""
         patch, scales = self.geometry.patch, self.geometry.scales
-        obs = {
+        obs: dict[str, spaces.Space] = {
             "glimpse": spaces.Box(0.0, 1.0, (scales, self.channels, patch, patch), np.float32),
             "loc": spaces.Box(-1.0, 1.0, (2,), np.float32),
             "t": spaces.Box(0.0, 1.0, (1,), np.float32),

@@ -84,12 +84,12 @@ def test_classify_steps_all_averages_every_steps_cross_entropy():
 
 def test_trainer_passes_classify_steps(config, tmp_path):
     """Same seed, same first episode: only the classifier term differs between the two settings."""
-    parts = {
+    metrics = {
         steps: Trainer(TrainConfig(**{**config.__dict__, "classify_steps": steps}), tmp_path / steps).train_step()
         for steps in ("last", "all")
     }
-    assert parts["last"]["reinforce"] == parts["all"]["reinforce"]
-    assert parts["last"]["classify"] != parts["all"]["classify"]
+    assert metrics["last"]["reinforce"] == metrics["all"]["reinforce"]
+    assert metrics["last"]["classify"] != metrics["all"]["classify"]
 
 
 def test_eval_env_kwargs_replace_the_training_world_in_tests(config, tmp_path):
@@ -114,10 +114,10 @@ def test_location_baselines_train_only_classifier_and_core(config, tmp_path, pol
     config.policy = policy
     trainer = Trainer(config, tmp_path / policy)
     before = trainer.agent.locator.linear.weight.clone()
-    parts = [trainer.train_step() for _ in range(3)]
+    metrics = [trainer.train_step() for _ in range(3)]
     assert torch.equal(before, trainer.agent.locator.linear.weight)  # no gradient reaches the location head
     if policy == "center":
-        assert parts[-1]["pixels_seen"] == pytest.approx(64 / 784)  # always the same 8x8 patch
+        assert metrics[-1]["pixels_seen"] == pytest.approx(64 / 784)  # always the same 8x8 patch
 
 
 def test_checkpoint_round_trip_and_resume_equals_uninterrupted(config, tmp_path):

@@ -135,7 +135,7 @@ def test_continuous_location_is_clipped_and_taken():
     env.reset(seed=0, options={"index": 2})
     obs, *_ = env.step(scores_for(0, loc=(5.0, -7.0)))
     assert obs["loc"].tolist() == [1.0, -1.0]
-    expected = env.sensor.glimpse(env.sensor.prepare(env.dataset.get(2)[0]), (1.0, -1.0))
+    expected = env.source.sensor.glimpse(env.source.sensor.prepare(env.dataset.get(2)[0]), (1.0, -1.0))
     np.testing.assert_array_equal(obs["glimpse"], expected)
 
 
@@ -181,7 +181,7 @@ def test_pixels_seen_by_hand_and_against_the_union_rule(world_kwargs):
         env.reset(seed=episode)
         for _ in range(6):
             *_, info = env.step(rng.uniform(-1.3, 1.3, 12).astype(np.float32))
-        boxes = env.sensor.geometry.boxes(np.array(env._locs), 28, 28)[:, 0]
+        boxes = env.world.geometry.boxes(np.array(env._locs), 28, 28)[:, 0]
         union = rules.covered_fraction(boxes, np.array(len(boxes)), 28, 28)
         assert info["pixels_seen"] == pytest.approx(float(union), abs=1e-12)
 

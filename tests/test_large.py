@@ -10,10 +10,11 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from activevision.data import ArrayDataset, LargeImageDataset, write_large_canvases
-from activevision.data.large import MAX_BLOCK, TILE_COLS, TILE_ROWS, PhaseLayout
 from activevision.envs import GlimpseEnv
 from activevision.envs.vector import GlimpseVectorEnv
 from activevision.sensor import TorchSensor
+from activevision.sensor.layout import MAX_BLOCK, TILE_COLS, TILE_ROWS, PhaseLayout
+from activevision.sensor.table_files import SummedAreaTables
 
 
 @pytest.fixture(params=[1, 3], ids=["grey", "rgb"])
@@ -32,7 +33,7 @@ def plain(
 ) -> np.ndarray:
     """Copy ``copy`` of phase q in the tables of ``phases`` for blocks up to ``block``, read back in plain (N, C,
     H + 1, W + 1) order through the layout's offsets, as the sums modulo 2^16 or 2^32 (non-negative)."""
-    table, layout = large.tables(phases, block=block)
+    table, layout = SummedAreaTables(large).tables(phases, block=block)
     height, width, _ = large.shape
     ys, xs = np.arange(height + 1), np.arange(width + 1)
     mask = 0xFFFF if table.dtype == np.int16 else 0xFFFFFFFF
@@ -46,13 +47,13 @@ def test_tables_equal_the_in_memory_integral_images(large, phases, block, dtype,
     most 16 pixels wide, else modulo 2^32; the overview averages blocks of the canvas."""
     assert isinstance(large.get(0)[0], np.memmap) and large.shape == (70, 90, large.shape[2])
     expected = TorchSensor(4, 1).prepare(torch.from_numpy(np.array(large.images))).table.numpy()
-    table, layout = large.tables(phases, block=block)
+    table, layout = SummedAreaTables(large).tables(phases, block=block)
     assert table.dtype == dtype and table.shape[2] == layout.size and layout.copies == 2
     assert dtype is np.int32 or int(table.min()) < 0  # sums past 2^15 stored wrapped (past 2^16: the bright test)
     for q in phases:
         for copy in (0, 1):
             np.testing.assert_array_equal(plain(large, phases, q, block, copy), expected.reshape(5, -1, 71, 91) & mask)
-    picture, factor = large.overview(1, max_side=32)
+    picture, factor = SummedAreaTables(large).overview(1, max_side=32)
     assert factor == 3 and picture.shape == (24, 30, large.shape[2])
     np.testing.assert_allclose(picture[0, 0], np.array(large.images[1, :3, :3]).mean(axis=(0, 1)), atol=0.5)
 
@@ -97,7 +98,7 @@ def test_offsets_repeat_by_the_layout_periods(q, copies):
 
 @pytest.mark.parametrize("phases,name", [((1,), "integral-v2-q1-r2.i16"), ((1, 2), "integral-v2-q1-2-r2.i16")])
 def test_tables_are_built_in_bands_and_kept(large, monkeypatch, phases, name):
-    from activevision.data import large as module
+    from activevision.sensor import table_files as module
 
     def every_copy(data: LargeImageDataset) -> list[np.ndarray]:
         return [plain(data, phases, q, 16, copy) for q in phases for copy in (0, 1)]
@@ -172,7 +173,7 @@ def test_tables_modulo_2_16_or_2_32_give_exact_glimpses_where_the_sums_wrap(
     assert int(image.astype(np.int64).sum()) > modulus
     where = dict(patch=8, scales=scales, start="random")
     lazy, memory = GlimpseEnv(large, **where), GlimpseEnv(in_memory(large), **where)
-    assert lazy._tables.table.dtype == dtype
+    assert lazy.source.prepared.table.dtype == dtype
     for seed in range(2):
         np.testing.assert_allclose(
             lazy.reset(seed=seed)[0]["glimpse"], memory.reset(seed=seed)[0]["glimpse"], atol=1e-6
@@ -184,7 +185,7 @@ def test_tables_modulo_2_16_or_2_32_give_exact_glimpses_where_the_sums_wrap(
         obs, *_ = envs.step(torch.tensor([[0.98, 0.98, 1.0]]))
         glimpses.append(obs["glimpse"])
     torch.testing.assert_close(glimpses[0], glimpses[1], atol=1e-6, rtol=0)
-    picture, factor = large.overview(0, max_side=max_side)
+    picture, factor = SummedAreaTables(large).overview(0, max_side=max_side)
     assert factor == canvas // max_side and picture.shape == (max_side, max_side, 1)
     blocks = image[0, :, :, 0].reshape(max_side, factor, max_side, factor).mean(axis=(1, 3))
     np.testing.assert_allclose(picture[:, :, 0], blocks, atol=0.5)
@@ -196,7 +197,7 @@ def test_offsets_past_2_31_entries_are_read_with_int64_offsets(large, tmp_path):
     """Tables whose offsets pass 2^31 (a canvas past ~46,000^2 pixels) are looked up with int64 offsets, not int32:
     here the real tables of a small canvas sit 2^31 entries into a sparse file (8 GB on paper, a few pages on
     disk), and the glimpses read through them equal the in-memory ones."""
-    table, layout = large.tables((1,), block=4)
+    table, layout = SummedAreaTables(large).tables((1,), block=4)
     start = 2**31
     path = tmp_path / "far.i16"
     far = np.memmap(path, table.dtype, "w+", shape=(1, 1, start + table.shape[2]))
@@ -220,9 +221,9 @@ def test_offsets_past_2_31_entries_are_read_with_int64_offsets(large, tmp_path):
 
     sensor = TorchSensor(4, 3)
     height, width, _ = large.shape
-    state = sensor.wrap(lambda phases, block: (far, Shifted()), height, width)
-    assert state.offsets.table.dtype == torch.int64
-    assert sensor.wrap(large.tables, height, width).offsets.table.dtype == torch.int32
+    prepared = sensor.wrap(lambda phases, block: (far, Shifted()), height, width)
+    assert prepared.offsets.table.dtype == torch.int64
+    assert sensor.wrap(SummedAreaTables(large).tables, height, width).offsets.table.dtype == torch.int32
 
     class Unrepeating(Shifted):
         def periods(self, q: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -233,7 +234,7 @@ def test_offsets_past_2_31_entries_are_read_with_int64_offsets(large, tmp_path):
     image = torch.from_numpy(np.array(large.images[1:2, :, :, :1]))
     loc = torch.tensor([[-0.9, -0.8], [0.0, 0.1], [0.95, 0.9]], dtype=torch.float64)
     torch.testing.assert_close(
-        sensor.glimpse(state, loc, torch.zeros(3, dtype=torch.long)),
+        sensor.glimpse(prepared, loc, torch.zeros(3, dtype=torch.long)),
         sensor.glimpse(sensor.prepare(image), loc, torch.zeros(3, dtype=torch.long)),
         atol=1e-6,
         rtol=0,
@@ -321,8 +322,8 @@ def test_large_worlds_name_what_is_wrong(large, tmp_path):
         GlimpseEnv(large, patch=6, shift=2)
     with pytest.raises(ValueError, match="context_size=8 are not allowed"):
         GlimpseVectorEnv(large, 2, patch=6, context_size=8)
-    with pytest.raises(ValueError, match="never loaded whole"):
-        large.arrays()
+    images, labels = large.arrays()  # never read whole: a map of the file
+    assert isinstance(images, np.memmap) and labels is large.labels
     with pytest.raises(ValueError, match="exists: large-image folders are written once"):
         write_large_canvases(large.folder, in_memory(large), n=1, canvas=100)
     with pytest.raises(ValueError, match="no meta.json"):
@@ -331,10 +332,10 @@ def test_large_worlds_name_what_is_wrong(large, tmp_path):
         write_large_canvases(tmp_path / "small", in_memory(large), n=1, canvas=(8, 8))
     (large.folder / "integral-v2-q1-2-r2.i32").write_bytes(b"12345678")
     with pytest.raises(ValueError, match="delete it to rebuild"):
-        LargeImageDataset(large.folder).tables((1, 2))
+        SummedAreaTables(LargeImageDataset(large.folder)).tables((1, 2))
     with pytest.raises(ValueError, match=r"phases=\(0, 1\) is not allowed"):
-        large.tables((0, 1))
+        SummedAreaTables(large).tables((0, 1))
     with pytest.raises(ValueError, match="phases=4 is not allowed"):
-        large.tables(4)
+        SummedAreaTables(large).tables(4)
     with pytest.raises(ValueError, match=r"block=0 is not allowed: use an integer in \[1, 4104\]"):
-        large.tables((1,), block=0)
+        SummedAreaTables(large).tables((1,), block=0)

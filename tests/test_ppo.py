@@ -122,9 +122,9 @@ def test_ppo_learns_its_std_and_logs_ppo_terms(config, tmp_path):
     config.entropy, config.lr = 0.5, 1e-2
     trainer = Trainer(config, tmp_path / "run")
     assert isinstance(trainer.agent, GaussianPolicy) and trainer.agent.std().item() == pytest.approx(0.17)
-    parts = [trainer.train_step() for _ in range(3)]
-    assert parts[-1]["std"] > 0.17 and {"policy", "value", "approx_kl", "clip_fraction"} <= set(parts[-1])
-    assert all(0.0 <= p["clip_fraction"] <= 1.0 for p in parts)
+    metrics = [trainer.train_step() for _ in range(3)]
+    assert metrics[-1]["std"] > 0.17 and {"policy", "value", "approx_kl", "clip_fraction"} <= set(metrics[-1])
+    assert all(0.0 <= p["clip_fraction"] <= 1.0 for p in metrics)
 
 
 def test_ppo_checkpoint_and_resume_equals_uninterrupted(config, tmp_path):

@@ -53,9 +53,9 @@ def test_backends_agree_with_reference(shape, dtype, patch, scales, factor, devi
     locs = np.concatenate([SPECIAL, rng.uniform(-1, 1, (40, 2))])
     numpy_sensor = NumpySensor(patch, scales, factor)
     torch_sensor = TorchSensor(patch, scales, factor, device=device)
-    state = torch_sensor.prepare(torch.from_numpy(np.stack(images)))
+    prepared = torch_sensor.prepare(torch.from_numpy(np.stack(images)))
     index = torch.arange(len(locs), device=device) % len(images)
-    batched = torch_sensor.glimpse(state, torch.from_numpy(locs).to(device), index).cpu().numpy()
+    batched = torch_sensor.glimpse(prepared, torch.from_numpy(locs).to(device), index).cpu().numpy()
     assert batched.shape == (len(locs), scales, shape[2], patch, patch) and batched.dtype == np.float32
     prepared = [numpy_sensor.prepare(image) for image in images]
     for i, loc in enumerate(locs):
@@ -76,14 +76,14 @@ def test_backends_agree_with_reference(shape, dtype, patch, scales, factor, devi
 def test_outside_pixels_read_zero_and_centre_is_centred():
     image = np.full((16, 16, 1), 255, np.uint8)
     sensor = NumpySensor(4, 2)
-    state = sensor.prepare(image)
-    corner = sensor.glimpse(state, (-1.0, -1.0))
+    prepared = sensor.prepare(image)
+    corner = sensor.glimpse(prepared, (-1.0, -1.0))
     # The top-left corner is the patch centre: its upper-left quarter is outside and reads 0.
     np.testing.assert_array_equal(corner[0, 0, :2, :2], 0.0)
     np.testing.assert_array_equal(corner[0, 0, 2:, 2:], 1.0)
     boxes = GlimpseGeometry(4, 2).boxes(np.array([0.0, 0.0]), 16, 16)
     np.testing.assert_array_equal(boxes, [[6, 6, 10, 10], [4, 4, 12, 12]])
-    glimpse, box = sensor.look(state, (1.0, 1.0))
+    glimpse, box = sensor.look(prepared, (1.0, 1.0))
     assert box == (14, 14, 16, 16)
 
 

@@ -112,8 +112,8 @@ def test_exploration_anneals_and_targets_sync(config, tmp_path):
     trainer.update = 5
     assert trainer.epsilon() == pytest.approx(0.1)
     trainer.update = 0
-    parts = trainer.train_step()
-    assert {"q_loss", "q_mean", "epsilon"} <= set(parts)
+    metrics = trainer.train_step()
+    assert {"q_loss", "q_mean", "epsilon"} <= set(metrics)
     trainer.train_step()  # update 2: target_every=2 copies the online network
     for key, value in trainer.agent.q.state_dict().items():
         assert torch.equal(value, trainer.agent.target.state_dict()[key]), key
@@ -188,5 +188,5 @@ def test_one_glimpse_leaves_nothing_to_choose(config, tmp_path):
     """With one glimpse (at the centre) there is no location decision: no region is chosen, no Q term is trained."""
     config.env_kwargs = {**config.env_kwargs, "n_glimpses": 1}
     trainer = Trainer(config, tmp_path / "run")
-    parts = trainer.train_step()
-    assert "q_loss" not in parts and parts["classify"] > 0
+    metrics = trainer.train_step()
+    assert "q_loss" not in metrics and metrics["classify"] > 0

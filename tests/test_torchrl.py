@@ -87,9 +87,9 @@ def test_torchrls_ppo_learns_to_answer_on_mnist(mnist_dir, device):
         flat = data.reshape(-1)
         for _ in range(4):
             for index in torch.randperm(len(flat)).split(256):
-                parts = loss(flat[index])
+                losses = loss(flat[index])
                 optimizer.zero_grad()
-                (parts["loss_objective"] + parts["loss_critic"] + parts["loss_entropy"]).backward()
+                (losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]).backward()
                 optimizer.step()
         ended = data["next", "done"].squeeze(-1)
         accuracies.append((data["next", "reward"].squeeze(-1)[ended] > 0).float().mean().item())

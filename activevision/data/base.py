@@ -84,7 +84,8 @@ class ArrayDataset(ImageDataset):
             raise ValueError(f"labels span [{low}, {high}], outside 0..{num_classes - 1} (num_classes={num_classes})")
         self.num_classes = int(num_classes)
         self.classes = [str(label) for label in range(self.num_classes)]  # names; from_folder sets the folders'
-        self.shape = tuple(int(n) for n in self.images.shape[1:])
+        _, height, width, channels = self.images.shape
+        self.shape = (int(height), int(width), int(channels))
         self.dtype = self.images.dtype
 
     @classmethod
@@ -152,7 +153,7 @@ def _read_image(path: Path, size: tuple[int, int] | None) -> np.ndarray:
         if image is None:
             raise ValueError(f"{path}: OpenCV cannot read it as an image")
         if image.dtype == np.uint16:
-            image = (image >> 8).astype(np.uint8)
+            image = np.right_shift(image, 8).astype(np.uint8)
         if image.dtype != np.uint8:
             raise ValueError(f"{path}: pixels of dtype {image.dtype} are not allowed: use 8- or 16-bit images")
         if image.ndim == 3:
@@ -206,6 +207,7 @@ class GeneratedDataset(ImageDataset):
             self._meta = {
                 name: np.zeros((self.length, *meta[name].shape[1:]), meta[name].dtype) for name in self.meta_fields
             }
+        assert self._images is not None and self._labels is not None  # made with the first chunk
         self._images[start:stop], self._labels[start:stop] = images, labels
         for name in self.meta_fields:
             self._meta[name][start:stop] = meta[name]
@@ -218,11 +220,13 @@ class GeneratedDataset(ImageDataset):
         chunk = index // self.chunk
         if not self._done[chunk]:
             self._fill(chunk)
+        assert self._images is not None and self._labels is not None
         return self._images[index], int(self._labels[index])
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         for chunk in np.flatnonzero(~self._done):
             self._fill(int(chunk))
+        assert self._images is not None and self._labels is not None
         return self._images, self._labels
 
     def meta(self, name: str) -> np.ndarray:

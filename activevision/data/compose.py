@@ -10,18 +10,15 @@ import numpy as np
 
 from activevision.data.base import GeneratedDataset, ImageDataset
 
-__all__ = ["TranslatedDataset", "ClutteredDataset"]
+__all__ = ["CanvasDataset", "TranslatedDataset", "ClutteredDataset"]
 
 
-class TranslatedDataset(GeneratedDataset):
-    """Each base image pasted at a uniformly random position on a black ``canvas x canvas`` image.
+class CanvasDataset(GeneratedDataset):
+    """Canvases of ``canvas x canvas`` pixels, each holding base image ``i mod len(base)`` at a random position
+    (the first draws of its chunk): what translated and cluttered worlds share.
 
     ``size`` defaults to ``len(base)`` (one canvas per digit); a larger size re-places the digits elsewhere.
-    ``layout()`` gives the placements without painting canvases (``sparse``): a batched world reads glimpses
-    straight from the digit, so its cost does not depend on the canvas size.
     """
-
-    sparse = True  # canvas = blank + one base image at an offset, nothing else
 
     def __init__(
         self, base: ImageDataset, canvas: int = 60, seed: int = 0, size: int | None = None, stream: int = 0
@@ -55,6 +52,18 @@ class TranslatedDataset(GeneratedDataset):
             images[j, y : y + height, x : x + width] = digit
         return labels
 
+    def _generate(self, rng: np.random.Generator, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, dict]:
+        images = np.zeros((stop - start, *self.shape), self.dtype)
+        return images, self._place(rng, images, start, stop), {}
+
+
+class TranslatedDataset(CanvasDataset):
+    """Each base image pasted at a uniformly random position on a black ``canvas x canvas`` image, nothing else.
+
+    ``layout()`` gives the placements without painting canvases: worlds read glimpses straight from the digit
+    (``activevision.sources.CanvasSource``), so their cost does not depend on the canvas size.
+    """
+
     def layout(self) -> tuple[np.ndarray, np.ndarray]:
         """Without painting any canvas: the base image of each canvas ``(N,)`` and its top-left ``(N, 2)`` as
         ``(x, y)`` pixels."""
@@ -71,16 +80,10 @@ class TranslatedDataset(GeneratedDataset):
         image[y : y + height, x : x + width] = self.base.get(int(digits[index]))[0]
         return image
 
-    def _generate(self, rng: np.random.Generator, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, dict]:
-        images = np.zeros((stop - start, *self.shape), self.dtype)
-        return images, self._place(rng, images, start, stop), {}
 
-
-class ClutteredDataset(TranslatedDataset):
+class ClutteredDataset(CanvasDataset):
     """A translated digit plus ``n_distractors`` ``distractor_size``-square pieces cut from random other digits,
     each at a random position; overlapping ink combines by maximum."""
-
-    sparse = False  # distractors too: batched worlds read the painted canvases
 
     def __init__(
         self,

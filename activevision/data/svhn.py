@@ -57,7 +57,8 @@ def _read_mat_apart(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
             problem = lines[-1] if result.returncode > 0 and lines else died
             raise damaged_file(path, problem[:300])
         arrays = [Path(folder) / f"{name}.npy" for name in ("X", "y")]
-        return tuple(np.load(p, allow_pickle=False) if p.exists() else None for p in arrays)
+        images, labels = (np.load(p, allow_pickle=False) if p.exists() else None for p in arrays)
+        return images, labels
 
 
 class SVHN(ArrayDataset):

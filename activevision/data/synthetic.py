@@ -58,8 +58,8 @@ def _glyphs(font: int, thickness: int, blur: float) -> tuple[np.ndarray, ...]:
         baseline_y = (GLYPH_HEIGHT + DIGIT_HEIGHT) // 2
         cv2.putText(canvas, str(digit), (2 * thickness + 4, baseline_y), font, scale, 255, thickness, cv2.LINE_AA)
         columns = np.flatnonzero(canvas.max(axis=0))
-        canvas = canvas[:, max(columns[0] - 2, 0) : columns[-1] + 3].astype(np.float32) / 255.0
-        masks.append(cv2.GaussianBlur(canvas, (0, 0), blur))
+        glyph = canvas[:, max(columns[0] - 2, 0) : columns[-1] + 3].astype(np.float32) / 255.0
+        masks.append(cv2.GaussianBlur(glyph, (0, 0), blur))
     return tuple(masks)
 
 

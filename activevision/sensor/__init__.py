@@ -19,7 +19,7 @@ The context (the whole image area-averaged to ``size x size``) is one pair of pe
 
 from activevision.sensor.geometry import (
     GlimpseGeometry,
-    SensorState,
+    PreparedImages,
     area_weights,
     context_image,
     integral_image,
@@ -27,15 +27,18 @@ from activevision.sensor.geometry import (
     translate,
 )
 from activevision.sensor.numpy_backend import NumpySensor
-from activevision.sensor.torch_backend import TorchSensor, context_batch
+from activevision.sensor.torch_backend import TorchSensor, context_batch, context_weights
+
+SensorState = PreparedImages  # the name before 0.2, kept for code that imports it
 
 __all__ = [
     "GlimpseGeometry",
     "NumpySensor",
-    "SensorState",
+    "PreparedImages",
     "TorchSensor",
     "area_weights",
     "context_batch",
+    "context_weights",
     "context_image",
     "integral_image",
     "reference_glimpse",

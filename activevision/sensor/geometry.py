@@ -1,6 +1,6 @@
 """Where a glimpse looks and what it shows, independent of any backend: ``GlimpseGeometry`` (patch sizes, corners,
 boxes), the plain reference glimpse the backends are tested against, the context's area weights and the shift
-augmentation's ``translate``, and the state a prepared image is kept in (``SensorState``).
+augmentation's ``translate``, and the state a prepared image is kept in (``PreparedImages``).
 
 Geometry: a location (x, y) in [-1, 1]^2 has x to the right and y down; (0, 0) is the image centre and
 (-1, -1) the top-left corner, i.e. pixel coordinate ``cx = (x + 1) * W / 2``. Patch ``s`` covers
@@ -23,7 +23,7 @@ __all__ = [
     "MAX_PATCH_SIDE",
     "GlimpseGeometry",
     "PhaseOffsets",
-    "SensorState",
+    "PreparedImages",
     "area_weights",
     "context_image",
     "integral_image",
@@ -77,7 +77,7 @@ class GlimpseGeometry:
         ``boxes`` and the reference glimpse use it; the sensors apply the same float64 operations in their own
         shapes (``tests/test_sensor.py`` checks all against it). ``loc`` is float64 of shape ``(..., 2)``.
         """
-        half = self.sizes / 2.0 - 0.5
+        half: Any = self.sizes / 2.0 - 0.5
         if isinstance(loc, torch.Tensor):
             half = torch.from_numpy(half).to(device=loc.device, dtype=loc.dtype)
         x0 = _floor((loc[..., 0:1] + 1.0) * (width / 2.0) - half)
@@ -106,8 +106,9 @@ class PhaseOffsets(NamedTuple):
     copy_base: torch.Tensor  # (1, S): where each scale's phase begins in ``copies``
 
 
-class SensorState(NamedTuple):
-    """A prepared image (or batch of images) and what a glimpse needs to read it."""
+class PreparedImages(NamedTuple):
+    """An image (or a batch of images) as a sensor's ``prepare`` (or ``wrap``) leaves it for glimpses: its tables
+    and what a glimpse needs to read them."""
 
     table: Any  # per-scale block-mean images (numpy) or flat integral images (torch)
     divisor: Any

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from activevision.sensor.geometry import GlimpseGeometry, SensorState, _floor, integral_image
+from activevision.sensor.geometry import GlimpseGeometry, PreparedImages, _floor, integral_image
 
 __all__ = ["NumpySensor", "NumpyTables"]
 
@@ -39,7 +39,7 @@ class NumpySensor:
         self._half = [n / 2.0 - 0.5 for n in self._sizes]
         self._edges = [k * np.arange(patch + 1) for k in self._factors]
 
-    def prepare(self, image: np.ndarray) -> SensorState:
+    def prepare(self, image: np.ndarray) -> PreparedImages:
         """Per-image work for an ``H x W x C`` uint8 (0-255) or float (0-1) image."""
         height, width, channels = image.shape
         # A patch is centred inside the image, so one wider than 2 * side + 4 sees the whole image among zeros:
@@ -72,35 +72,35 @@ class NumpySensor:
         if padded < len(self._sizes):
             integral = integral_image(image)
             integral = integral / (255.0 if image.dtype == np.uint8 else 1.0)
-        return SensorState(NumpyTables(levels, pad, integral), None, height, width)
+        return PreparedImages(NumpyTables(levels, pad, integral), None, height, width)
 
-    def look(self, state: SensorState, loc: tuple[float, float]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    def look(self, prepared: PreparedImages, loc: tuple[float, float]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
         """Glimpse at ``loc = (x, y)`` (already clipped to [-1, 1]) of a prepared image, and the finest patch's
         pixel box ``[x0, y0, x1, y1)`` clipped to the image. The glimpse is ``(scales, C, p, p)`` float32."""
-        cx = (loc[0] + 1.0) * (state.width / 2.0)
-        cy = (loc[1] + 1.0) * (state.height / 2.0)
-        levels, pad, integral = state.table
+        cx = (loc[0] + 1.0) * (prepared.width / 2.0)
+        cy = (loc[1] + 1.0) * (prepared.height / 2.0)
+        levels, pad, integral = prepared.table
         patch = self.geometry.patch
         out = np.empty((len(self._sizes), levels[0].shape[2], patch, patch), np.float32)
         for s, (k, size, half) in enumerate(zip(self._factors, self._sizes, self._half)):
             x0, y0 = int(_floor(cx - half)), int(_floor(cy - half))
             if s == 0:
                 box = (
-                    min(max(x0, 0), state.width),
-                    min(max(y0, 0), state.height),
-                    min(x0 + size, state.width),
-                    min(y0 + size, state.height),
+                    min(max(x0, 0), prepared.width),
+                    min(max(y0, 0), prepared.height),
+                    min(x0 + size, prepared.width),
+                    min(y0 + size, prepared.height),
                 )
             if s < len(levels):
                 out[s] = levels[s][y0 + pad : y0 + pad + size : k, x0 + pad : x0 + pad + size : k].transpose(2, 0, 1)
                 continue
-            ys = np.clip(y0 + self._edges[s], 0, state.height)
-            xs = np.clip(x0 + self._edges[s], 0, state.width)
+            ys = np.clip(y0 + self._edges[s], 0, prepared.height)
+            xs = np.clip(x0 + self._edges[s], 0, prepared.width)
             corners = integral[ys[:, None], xs[None, :]]  # (p + 1, p + 1, C)
             sums = corners[1:, 1:] - corners[:-1, 1:] - corners[1:, :-1] + corners[:-1, :-1]
             out[s] = (sums / (k * k)).transpose(2, 0, 1)
         return out, box
 
-    def glimpse(self, state: SensorState, loc: tuple[float, float]) -> np.ndarray:
+    def glimpse(self, prepared: PreparedImages, loc: tuple[float, float]) -> np.ndarray:
         """Glimpse at ``loc = (x, y)`` (already clipped to [-1, 1]) of a prepared image: ``(scales, C, p, p)``."""
-        return self.look(state, loc)[0]
+        return self.look(prepared, loc)[0]

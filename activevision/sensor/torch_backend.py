@@ -7,14 +7,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import torch
 
-from activevision.sensor.geometry import GlimpseGeometry, PhaseOffsets, SensorState, _floor, area_weights
+from activevision.sensor.geometry import GlimpseGeometry, PhaseOffsets, PreparedImages, _floor, area_weights
+from activevision.sensor.layout import TableLayout
 
-__all__ = ["TorchSensor", "context_batch", "WIDER", "GATHER_GROUP", "MIN_PHASE_COLUMNS"]
+__all__ = ["TorchSensor", "context_batch", "context_weights", "WIDER", "GATHER_GROUP", "MIN_PHASE_COLUMNS"]
 
 # Tables whose sums are stored modulo 2^16 or 2^32: the type their differences are taken in, and the mask.
 WIDER = {torch.int16: (torch.int32, 0xFFFF), torch.int32: (torch.int64, 0xFFFFFFFF)}
@@ -24,17 +24,26 @@ GATHER_GROUP = 16
 MIN_PHASE_COLUMNS = 128
 
 
+def context_weights(
+    height: int, width: int, size: int, limit: int = 0, device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``area_weights`` of rows ``(2 limit + 1, size, H)`` and columns ``(2 limit + 1, size, W)`` float32, one
+    matrix per shift ``-limit .. limit``: the context of an image moved by ``(dx, dy)`` is ``rows[dy + limit] @
+    image @ cols[dx + limit]^T``."""
+    rows = np.stack([area_weights(height, size, d) for d in range(-limit, limit + 1)])
+    cols = np.stack([area_weights(width, size, d) for d in range(-limit, limit + 1)])
+    return (
+        torch.as_tensor(rows, dtype=torch.float32, device=device),
+        torch.as_tensor(cols, dtype=torch.float32, device=device),
+    )
+
+
 def context_batch(images: torch.Tensor, size: int, shift: torch.Tensor | None = None, limit: int = 0) -> torch.Tensor:
     """``context_image`` of a batch ``(n, H, W, C)`` at once (any device), each image first moved by its
     ``shift`` row ``(dx, dy)`` with ``|dx|, |dy| <= limit``: ``(n, C, size, size)`` float32."""
     _, height, width, _ = images.shape
     device = images.device
-    rows = torch.as_tensor(
-        np.stack([area_weights(height, size, d) for d in range(-limit, limit + 1)]), dtype=torch.float32, device=device
-    )
-    cols = torch.as_tensor(
-        np.stack([area_weights(width, size, d) for d in range(-limit, limit + 1)]), dtype=torch.float32, device=device
-    )
+    rows, cols = context_weights(height, width, size, limit, device)
     if shift is None:
         shift = torch.zeros((len(images), 2), dtype=torch.long, device=device)
     values = images.float() * (1.0 / 255.0 if images.dtype == torch.uint8 else 1.0)
@@ -76,7 +85,7 @@ class TorchSensor:
             self._starts[channels, length] = torch.arange(0, channels * length, length, device=self.device)[:, None]
         return self._starts[channels, length]
 
-    def prepare(self, images: torch.Tensor) -> SensorState:
+    def prepare(self, images: torch.Tensor) -> PreparedImages:
         """Integral images of ``(N, H, W, C)`` images, as a flat ``(N, C, (H+1)*(W+1))`` table on the device.
 
         int64 for uint8 input (exact sums), float64 otherwise.
@@ -90,7 +99,7 @@ class TorchSensor:
         table = torch.zeros((n, channels, height + 1, width + 1), dtype=dtype, device=self.device)
         table[:, :, 1:, 1:] = images.permute(0, 3, 1, 2).to(dtype).cumsum(2).cumsum(3)
         divisor = self._byte_divisor if integer else self._area
-        return SensorState(table.reshape(n, channels, -1), divisor, height, width)
+        return PreparedImages(table.reshape(n, channels, -1), divisor, height, width)
 
     def phases(self, width: int) -> tuple[int, ...]:
         """The table phase each scale reads (``wrap``) for images ``width`` pixels wide: scales 0, 1 phase 1,
@@ -102,22 +111,15 @@ class TorchSensor:
         return tuple(max(q for q in allowed if q <= factors[k - k % 2]) for k in range(len(factors)))
 
     def wrap(
-        self, tables: Callable[..., tuple[torch.Tensor | np.ndarray, Any]], height: int, width: int
-    ) -> SensorState:
-        """The state of summed-area tables of uint8 images built elsewhere with a copy per phase: ``tables(phases,
-        block=b)`` gives ``(table (N, C, size), layout)`` for blocks up to ``b`` pixels wide: int16 (sums modulo
-        2^16, exact for blocks up to 16^2 pixels), int32 (modulo 2^32, up to 4104^2) or int64. ``layout.phases`` are
-        the phases it holds (phase 1 among them; a scale reads the largest held phase up to its own),
-        ``layout.row_offsets(q, y, c) + layout.col_offsets(q, x)`` the offset of entry ``(y, x)`` of phase ``q`` in
-        copy ``c`` of an image-channel block and ``layout.copy(q, y)`` the copy to read a block centred on row
-        ``y`` from, ``layout.periods(q)`` = ``((rows, row_step), (cols, col_step))`` how they repeat: ``rows``
-        rows further down (``cols`` columns right) an entry sits ``row_step`` (``col_step``) further on, in the
-        same copy (e.g. ``LargeImageDataset.tables``: a read-only map of a file that ``glimpse`` then reads only
-        where it looks, wrapped without a copy, never written). Each phase's offsets and copies are tabled here
-        for one period plus a block: a glimpse adds the whole periods before its block and looks up the rest, in
-        tables of a few KB at any canvas size (tables of every row and column of a 16,384^2 canvas, ~1 MB, were
-        evicted from the cache by the glimpse's own reads; 256 batched steps, measured in one process against
-        those tables: 1.89 -> 1.76 ms at 16,384^2, 1.31 -> 1.23 ms at 64^2)."""
+        self, tables: Callable[..., tuple[torch.Tensor | np.ndarray, TableLayout]], height: int, width: int
+    ) -> PreparedImages:
+        """The prepared form of summed-area tables of uint8 images built elsewhere with a copy per phase (e.g.
+        ``SummedAreaTables.tables``: a read-only map of a file that ``glimpse`` then reads only where it looks,
+        wrapped without a copy, never written). ``tables(phases, block=b)`` gives ``(table (N, C, size), layout)``
+        for blocks up to ``b`` pixels wide: int16 (sums modulo 2^16, exact for blocks up to 16^2 pixels), int32
+        (modulo 2^32, up to 4104^2) or int64, laid out as ``layout`` (a ``TableLayout``) says. Each phase's offsets
+        and copies are tabled here for one period plus a block: a glimpse adds the whole periods before its block
+        and looks up the rest, in tables of a few KB that stay in cache at any canvas size."""
         wanted = self.phases(width)
         table, layout = tables(tuple(dict.fromkeys(wanted)), block=int(self.geometry.factors[-1]))
         phases = [max(q for q in layout.phases if q <= want) for want in wanted]  # those the tables hold
@@ -148,11 +150,11 @@ class TorchSensor:
         flat = torch.as_tensor(np.concatenate([rows.ravel(), cols.ravel()]), dtype=dtype, device=self.device)
         lookups = [base, periods[which][None, :, ::-1], copies.ravel() * len(ys), which[None] * len(ys)]
         lookups = [torch.as_tensor(np.ascontiguousarray(part), device=self.device) for part in lookups]
-        return SensorState(table, self._byte_divisor, height, width, PhaseOffsets(flat, *lookups))
+        return PreparedImages(table, self._byte_divisor, height, width, PhaseOffsets(flat, *lookups))
 
     def glimpse(
         self,
-        state: SensorState,
+        prepared: PreparedImages,
         loc: torch.Tensor,
         index: torch.Tensor | None = None,
         offset: torch.Tensor | None = None,
@@ -165,7 +167,7 @@ class TorchSensor:
         (a blank canvas) where each image sits at its offset: the glimpse of that canvas, at a cost that
         does not depend on the canvas size.
         """
-        table, height, width = state.table, state.height, state.width
+        table, height, width = prepared.table, prepared.height, prepared.width
         frame = frame or (height, width)
         # The corner rule of GlimpseGeometry.corners, for x and y at once (the same float64 operations):
         # (B, 1, 2) centres in pixels minus each scale's half size, floored; then the p + 1 block edges.
@@ -180,8 +182,8 @@ class TorchSensor:
         index = torch.arange(loc.shape[0], device=self.device) if index is None else index.to(self.device)
         channels, length = table.shape[1], table.shape[2]
         start = (index.long() * (channels * length))[:, None]  # (B, 1): where each glimpse's image begins
-        if state.offsets is not None:  # whole periods before each block added, the rest looked up per phase
-            where = state.offsets
+        if prepared.offsets is not None:  # whole periods before each block added, the rest looked up per phase
+            where = prepared.offsets
             # Whole periods before each block's first edge (edges rise along a block: the first is the lowest),
             # in rows and columns skipped ([..., 0]) and in entries ([..., 1]), (B, S, 2, 2).
             moved = (edges[..., :1] // where.periods[..., :1]) * where.periods
@@ -216,7 +218,7 @@ class TorchSensor:
         out = torch.empty((loc.shape[0], *positions.shape[1:3], p, p), dtype=torch.float32, device=self.device)
         grouped = out.unflatten(0, (-1, group)).movedim(1, -1)  # a view of ``out`` in the order read
         if table.dtype == torch.float64:  # float images: float sums, clamp rounding
-            grouped.copy_((sums / state.divisor[..., None]).clamp_(0.0, 1.0))
+            grouped.copy_((sums / prepared.divisor[..., None]).clamp_(0.0, 1.0))
         else:  # integer sums (stored as integers, or as exact integers in float32): x / x is exactly 1
-            torch.div(sums.to(torch.float32), state.divisor[..., None], out=grouped)
+            torch.div(sums.to(torch.float32), prepared.divisor[..., None], out=grouped)
         return out
