@@ -13,7 +13,16 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["check_int", "check_bool", "check_choice", "check_number", "check_device", "check_field_types"]
+__all__ = [
+    "check_int",
+    "check_bool",
+    "check_choice",
+    "check_number",
+    "check_device",
+    "check_field_types",
+    "setting",
+    "check_settings",
+]
 
 
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
@@ -82,9 +91,10 @@ def check_device(device: Any) -> torch.device:
     return resolved
 
 
-def check_field_types(instance: Any) -> None:
+def check_field_types(instance: Any, coerce: bool = True) -> None:
     """Every field of a dataclass ``instance`` of the type its annotation gives (a JSON file or a caller may hold
-    anything): a bool is never taken for a number, a float field takes a finite int or float (stored as float)."""
+    anything): a bool is never taken for a number, a float field takes a finite int or float (stored as float
+    unless ``coerce`` is False)."""
     hints = typing.get_type_hints(type(instance))
     for item in dataclasses.fields(instance):
         value, hint = getattr(instance, item.name), hints[item.name]
@@ -103,5 +113,40 @@ def check_field_types(instance: Any) -> None:
                 "None" if kind is type(None) else (typing.get_origin(kind) or kind).__name__ for kind in kinds
             )
             raise ValueError(f"{item.name}={value!r} is not allowed: use {names}")
-        if float in kinds and isinstance(value, int):
+        if coerce and float in kinds and isinstance(value, int):
             setattr(instance, item.name, float(value))
+
+
+def setting(
+    default: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A dataclass field with the values it allows (``check_settings`` checks them): integers and numbers in
+    ``[low, high]``, numbers ``> above`` and ``< below``, or one of ``choices``."""
+    rules = {"low": low, "high": high, "above": above, "below": below, "choices": choices}
+    return dataclasses.field(default=default, metadata={k: v for k, v in rules.items() if v is not None})
+
+
+def check_settings(instance: Any) -> None:
+    """Every field of a dataclass ``instance``: its type (``check_field_types``, changing nothing) and the values
+    its ``setting`` allows; a ValueError naming the first bad one."""
+    check_field_types(instance, coerce=False)
+    for item in dataclasses.fields(instance):
+        value, rules = getattr(instance, item.name), item.metadata
+        if value is None or not rules:
+            continue
+        if "choices" in rules:
+            check_choice(item.name, value, rules["choices"])
+        elif isinstance(value, int) and not isinstance(value, bool) and "above" not in rules and "below" not in rules:
+            check_int(item.name, value, int(rules.get("low", -(2**63))), rules.get("high"))
+        else:
+            check_number(item.name, value, rules.get("low", -math.inf), rules.get("high", math.inf))
+            if "above" in rules and not value > rules["above"]:
+                raise ValueError(f"{item.name}={value!r} is not allowed: it must be > {rules['above']}")
+            if "below" in rules and not value < rules["below"]:
+                raise ValueError(f"{item.name}={value!r} is not allowed: it must be < {rules['below']}")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 import typing
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -79,36 +81,48 @@ def demo(out: Path, steps: int, seed: int, quiet: bool = False) -> None:
     )
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One typed ``--option`` per TrainConfig field (``--env-kwargs`` takes JSON)."""
-    from activevision.agents.trainer import AGENT_DEFAULTS, TrainConfig
+def _add_config_options(parser: argparse.ArgumentParser, agent: str | None) -> None:
+    """One typed ``--option`` per TrainConfig field and per setting of every registered agent and algorithm (and of
+    ``agent`` when it names one of your own, ``module:Class``); ``--env-kwargs`` takes JSON."""
+    from activevision.agents.config import TrainConfig
+    from activevision.agents.registry import AGENTS, ALGORITHMS, agent_spec
 
+    specs = dict(AGENTS)
+    if agent is not None and agent not in specs:
+        try:
+            specs[agent] = agent_spec(agent)
+        except ValueError:
+            pass  # named again when the config is built, with what is allowed
+    # Where each setting is defined, and its default there ("ram 256, gam 64").
+    owners: dict[str, list[tuple[str, Any, type]]] = {}
+    for name, spec in specs.items():
+        for cls in (spec.settings, ALGORITHMS[spec.algorithm].Settings):
+            hints = typing.get_type_hints(cls)
+            for item in dataclasses.fields(cls):
+                owners.setdefault(item.name, []).append((name, item.default, hints[item.name]))
     hints = typing.get_type_hints(TrainConfig)
     for item in dataclasses.fields(TrainConfig):
-        if item.name == "agent":
+        if item.name in ("agent", "agent_settings", "algorithm_settings"):
             continue
-        flag = "--" + item.name.replace("_", "-")
-        hint = hints[item.name]
-        if item.name in ("env_kwargs", "eval_env_kwargs"):
+        default = {"lr": ", ".join(f"{name} {spec.lr!r}" for name, spec in specs.items())}.get(item.name, item.default)
+        owners[item.name] = [("", default, hints[item.name])]
+    for name, defined in owners.items():
+        flag, hint = "--" + name.replace("_", "-"), defined[0][2]
+        if name in ("env_kwargs", "eval_env_kwargs"):
             parser.add_argument(
                 flag,
                 type=json.loads,
                 default=None,
                 help="JSON object of env options"
-                + (" replacing --env-kwargs in tests" if item.name == "eval_env_kwargs" else ""),
+                + (" replacing --env-kwargs in tests" if name == "eval_env_kwargs" else ""),
             )
-        elif hint is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            continue
+        shown = ", ".join(dict.fromkeys(f"{owner} {default!r}".strip() for owner, default, _ in defined))
+        if hint is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default {shown}")
         else:
             kind = next(t for t in (int, float, str) if t in (hint, *typing.get_args(hint)))
-            per_agent = ", ".join(
-                f"{agent} {defaults[item.name]!r}"
-                for agent, defaults in AGENT_DEFAULTS.items()
-                if item.name in defaults
-            )
-            parser.add_argument(
-                flag, type=kind, default=None, help=f"default {per_agent}" if per_agent else f"default {item.default!r}"
-            )
+            parser.add_argument(flag, type=kind, default=None, help=f"default {shown}")
 
 
 def train(args: argparse.Namespace) -> None:
@@ -118,9 +132,8 @@ def train(args: argparse.Namespace) -> None:
     from activevision.agents.checkpoints import check_new_run, clear_run
     from activevision.agents.trainer import TrainConfig, Trainer
 
-    given = {
-        k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(TrainConfig)} and v is not None
-    }
+    options = ("command", "out", "resume", "overwrite", "quiet")
+    given = {name: value for name, value in vars(args).items() if name not in options and value is not None}
     if args.resume is None and args.out is None:
         raise SystemExit("train needs --out RUN_FOLDER (or --resume RUN_FOLDER)")
     if args.resume is not None and (args.out is not None or args.overwrite):
@@ -131,7 +144,7 @@ def train(args: argparse.Namespace) -> None:
                 raise ValueError("--resume '' is not allowed: name the run folder to continue")
             trainer = Trainer.resume(args.resume, **given)
         else:
-            config = TrainConfig(**given).check()
+            config = TrainConfig(**given).resolved()
             trainer = Trainer(config, check_new_run(args.out, args.overwrite))  # the folder checked first
             if args.overwrite and trainer.rank == 0:  # only now that the new run is built
                 clear_run(trainer.out)
@@ -205,8 +218,9 @@ def render_run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``activevision`` command."""
-    from activevision.agents.trainer import AGENTS
+    from activevision.agents.registry import AGENTS
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="activevision", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser(
@@ -222,11 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     train_parser.add_argument(
         "agent",
-        choices=AGENTS,
-        help="ram: recurrent attention model; gam: glimpse "
-        "attention model (transformer + context network); "
-        "ppo-ram / ppo-gam: either trained by PPO; topdown: "
-        "Q-learning of regions + RAM inside them",
+        help=f"one of {', '.join(AGENTS)} (ram: recurrent attention model; gam: glimpse attention model, a "
+        "transformer + context network; ppo-ram / ppo-gam: either trained by PPO; topdown: Q-learning of regions + "
+        "RAM inside them), or your own as module:Class",
     )
     train_parser.add_argument("--out", help="run folder (config, checkpoints, logs); refused if it holds a run")
     train_parser.add_argument(
@@ -235,7 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     train_parser.add_argument("--overwrite", action="store_true", help="replace the run that --out holds")
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_config_options(train_parser)
+    named = argv[1] if len(argv) > 1 and argv[0] == "train" and not argv[1].startswith("-") else None
+    _add_config_options(train_parser, named)
     eval_parser = commands.add_parser("eval", help="evaluate a trained run")
     eval_parser.add_argument("run", type=Path)
     eval_parser.add_argument("--split", default="test")

@@ -6,9 +6,9 @@ Every problem is a ValueError of one line naming the file and what is wrong, rai
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib
+import io
 import json
 import os
 import pickle
@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from activevision.data.files import atomic_write
 
 __all__ = [
     "RESUME_CHANGES",
@@ -31,7 +33,7 @@ __all__ = [
     "check_resume_changes",
     "check_new_run",
     "clear_run",
-    "config_fields",
+    "write_run",
 ]
 
 # What a resumed run may change: neither what it learns nor how (batch, rates, model, world) can.
@@ -54,9 +56,8 @@ def one_line(error: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def read_config(folder: Path, fields: tuple[str, ...]) -> dict[str, Any]:
-    """The settings saved in ``folder/config.json``, as a dict of known ``fields`` (values are checked by the
-    config itself)."""
+def read_config(folder: Path) -> dict[str, Any]:
+    """The settings saved in ``folder/config.json``, as a dict (keys and values are checked by the config)."""
     path = folder / "config.json"
     if not path.is_file():
         raise ValueError(f"{path} is missing: {folder} is not a run folder (train with --out {folder})")
@@ -70,10 +71,16 @@ def read_config(folder: Path, fields: tuple[str, ...]) -> dict[str, Any]:
         ) from None
     if not isinstance(settings, dict):
         raise ValueError(f"{path} holds a {type(settings).__name__}, not a JSON object of settings")
-    unknown = sorted(set(settings) - set(fields))
-    if unknown:
-        raise ValueError(f"{path} has unknown setting(s) {unknown}; allowed: {sorted(fields)}")
     return settings
+
+
+def write_run(folder: Path, config: dict[str, Any], state: dict[str, Any]) -> None:
+    """Write ``config.json`` and ``checkpoint.pt`` (``state`` with its whole-state digest), each atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / "config.json", json.dumps(config, indent=2).encode())
+    buffer = io.BytesIO()
+    torch.save({**state, "state_digest": state_digest(state)}, buffer)
+    atomic_write(folder / "checkpoint.pt", buffer.getvalue())
 
 
 def state_digest(state: Any) -> str:
@@ -143,9 +150,10 @@ def read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
 
 def check_resume_changes(before: dict[str, Any], after: dict[str, Any]) -> None:
     """Refuse, by name, every resolved setting outside ``RESUME_CHANGES`` that a resume would change."""
-    refused = sorted(name for name in before if name not in RESUME_CHANGES and before[name] != after.get(name))
+    names = sorted(set(before) | set(after))
+    refused = [name for name in names if name not in RESUME_CHANGES and before.get(name) != after.get(name)]
     if refused:
-        shown = ", ".join(f"{name} ({before[name]!r} -> {after.get(name)!r})" for name in refused)
+        shown = ", ".join(f"{name} ({before.get(name)!r} -> {after.get(name)!r})" for name in refused)
         raise ValueError(
             f"{shown} cannot change when a run resumes (it would no longer be the same run): a "
             f"resume changes only {', '.join(RESUME_CHANGES)}; train a new run for the others"
@@ -185,8 +193,3 @@ def clear_run(folder: Path) -> None:
             shutil.rmtree(target)
         elif target.exists() or target.is_symlink():
             target.unlink()
-
-
-def config_fields(config_class: type) -> tuple[str, ...]:
-    """The field names of a config dataclass."""
-    return tuple(item.name for item in dataclasses.fields(config_class))

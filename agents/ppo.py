@@ -1,37 +1,58 @@
 """PPO for glimpse policies (clipped surrogate, GAE, minibatch epochs over whole episodes), on a batched world.
 
 One update, read top to bottom:
-1. collect: one episode of every env in the batch with the current policy and no gradients, recording what the
-   agent saw (its first observation, every glimpse and where it was taken), the log-density of every sampled
-   location and the value head's estimate at each location decision;
+1. collect: one episode of every env in the batch with the current policy and no gradients (``rollout``, recording
+   every glimpse): where each glimpse was taken, the log-density of every sampled location and the value head's
+   estimate at each location decision;
 2. advantages: GAE over the decisions (reward 1 for a right final answer, after the last decision), then the
    returns the value head regresses to;
-3. ``epochs`` passes over ``minibatches`` minibatches of whole episodes: each episode's recorded glimpses are
+3. ``ppo_epochs`` passes over ``minibatches`` minibatches of whole episodes: each episode's recorded glimpses are
    replayed through the agent, so its recurrent state is recomputed under the current parameters (the glimpses
    depend only on the recorded locations, not on the parameters); loss = clipped surrogate + ``vf_coef`` x value
-   MSE + cross-entropy of the answers (the classifier's part of RAM's hybrid loss) - ``ent_coef`` x entropy, with
+   MSE + cross-entropy of the answers (the classifier's part of RAM's hybrid loss) - ``entropy`` x entropy, with
    advantages normalised per minibatch.
 
-The policy is a ``GaussianPolicy``: a RAM or GAM core (the step interface) whose Gaussian location policy has a
-learned log std, so the entropy bonus has something to act on. Its value head is the core's baseline head.
+The policy is a ``GaussianPolicy``: any agent with the step interface whose Gaussian location policy has a
+learned log std, so the entropy bonus has something to act on. Its value head is the agent's baseline head.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from activevision.agents.interface import GlimpseAgent
-from activevision.agents.reinforce import rollout
+from activevision.agents.interface import GlimpseAgent, Learner
+from activevision.agents.rollout import (
+    Episode,
+    check_finite,
+    classify_loss,
+    gaussian_entropy,
+    gaussian_log_prob,
+    rollout,
+)
+from activevision.checks import setting
 
-__all__ = ["GaussianPolicy", "PPOSettings", "Collected", "collect", "replay", "gae", "clipped_surrogate", "ppo_update"]
+__all__ = ["GaussianPolicy", "PPO", "PPOSettings", "replay", "gae", "clipped_surrogate"]
 
 LOG_STD_RANGE = (math.log(0.01), math.log(1.0))  # locations live in [-1, 1]: wider is noise, narrower is frozen
+
+
+@dataclass
+class PPOSettings:
+    """PPO's settings (CleanRL's meanings; its entropy coefficient is the config's ``entropy``)."""
+
+    ppo_epochs: int = setting(4, low=1)  # passes over each batch of episodes
+    minibatches: int = setting(4, low=1)  # minibatches of whole episodes per pass
+    clip_range: float = setting(0.2, above=0.0)  # ratio clipping
+    gamma: float = setting(1.0, low=0.0, high=1.0)  # discount per decision
+    gae_lambda: float = setting(0.95, low=0.0, high=1.0)
+    vf_coef: float = setting(0.5, low=0.0)  # weight of the value loss
 
 
 class GaussianPolicy(nn.Module):
@@ -55,59 +76,6 @@ class GaussianPolicy(nn.Module):
 
     def forward(self, glimpse: torch.Tensor, loc: torch.Tensor, state):
         return self.core(glimpse, loc, state)
-
-
-@dataclass
-class PPOSettings:
-    """PPO's own settings (CleanRL's names); the trainer fills them from its config."""
-
-    epochs: int = 4
-    minibatches: int = 4
-    clip_range: float = 0.2
-    gamma: float = 1.0
-    gae_lambda: float = 0.95
-    vf_coef: float = 0.5
-    ent_coef: float = 0.0
-    norm_adv: bool = True
-    classify_steps: str = "last"
-
-
-@dataclass
-class Collected:
-    """One batched episode as PPO stores it (time first, batch second)."""
-
-    first_obs: dict[str, torch.Tensor]  # the observation before the first step (context, batch size)
-    glimpses: torch.Tensor  # (T, B, scales, C, p, p)
-    locs: torch.Tensor  # (T, B, 2): where each glimpse was taken
-    actions: torch.Tensor  # (L, B, 2): the sampled locations (L = T - 1, or T when the world's start is "choose")
-    log_probs: torch.Tensor  # (L, B)
-    values: torch.Tensor  # (L, B)
-    reward: torch.Tensor  # (B,)
-    labels: torch.Tensor  # (B,)
-    pixels_seen: torch.Tensor  # (B,)
-
-
-@torch.no_grad()
-def collect(agent: GaussianPolicy, envs, obs: dict[str, torch.Tensor], generator: torch.Generator) -> Collected:
-    """One episode of every env with the current policy (sampled locations), recorded for replay."""
-    locations: list[torch.Tensor] = []
-    glimpses: list[torch.Tensor] = []
-    episode, _ = rollout(
-        agent, envs, obs, std=float(agent.std()), generator=generator, locations=locations, glimpses=glimpses
-    )
-    locs = torch.stack(locations)
-    decisions = episode.log_probs.shape[0]
-    return Collected(
-        first_obs=dict(obs),
-        glimpses=torch.stack(glimpses),
-        locs=locs,
-        actions=locs[len(locs) - decisions :],
-        log_probs=episode.log_probs,
-        values=episode.baselines,
-        reward=episode.reward,
-        labels=episode.labels,
-        pixels_seen=episode.pixels_seen,
-    )
 
 
 def replay(
@@ -165,66 +133,111 @@ def clipped_surrogate(
     return -torch.min(unclipped, clipped).mean(), fraction
 
 
-def ppo_update(
-    agent: GaussianPolicy,
-    envs,
-    obs: dict[str, torch.Tensor],
-    settings: PPOSettings,
-    generator: torch.Generator,
-    optimise: Callable[[torch.Tensor], None],
-) -> dict[str, float]:
-    """Collect one batched episode and run PPO's epochs over it; ``optimise(loss)`` takes one gradient step
-    (the trainer's: zero grads, backward, average over processes, clip, Adam). Returns the logged values."""
-    data = collect(agent, envs, obs, generator)
-    decisions, batch = data.log_probs.shape
-    rewards = torch.zeros_like(data.values)
-    if decisions:
-        rewards[-1] = data.reward  # the answer's reward comes after the last location decision
-    advantages = gae(rewards, data.values, settings.gamma, settings.gae_lambda)
-    returns = advantages + data.values
-    size = math.ceil(batch / settings.minibatches)
-    sums: dict[str, float] = {}
-    agent.train()
-    for _ in range(settings.epochs):
-        order = torch.randperm(batch, generator=generator, device=generator.device).to(data.labels.device)
-        for start in range(0, batch, size):
-            ids = order[start : start + size]
-            first = {key: value[ids] for key, value in data.first_obs.items()}
-            means, values, logits = replay(agent, first, data.glimpses[:, ids], data.locs[:, ids], decisions)
-            std = agent.std()
-            if settings.classify_steps == "all":
-                classify = F.cross_entropy(logits.flatten(0, 1), data.labels[ids].repeat(len(logits)))
-            else:
-                classify = F.cross_entropy(logits[-1], data.labels[ids])
-            entropy = torch.distributions.Normal(means.new_zeros(()), std).entropy() * 2.0  # per 2-d location
-            if decisions:
-                log_probs = torch.distributions.Normal(means, std).log_prob(data.actions[:, ids]).sum(-1)
-                advantage = advantages[:, ids]
-                if settings.norm_adv and advantage.numel() > 1:
-                    advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
-                policy, clipped = clipped_surrogate(log_probs, data.log_probs[:, ids], advantage, settings.clip_range)
-                value = F.mse_loss(values, returns[:, ids])
-                log_ratio = log_probs - data.log_probs[:, ids]
-                approx_kl = (log_ratio.exp() - 1 - log_ratio).mean()  # the low-variance estimator CleanRL logs
-            else:  # one glimpse at the centre: nothing to place, only the classifier learns
-                policy = value = approx_kl = clipped = classify * 0.0
-            loss = classify + policy + settings.vf_coef * value - settings.ent_coef * entropy
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"the loss became {loss.item()}: lower the learning rate or check the inputs")
-            optimise(loss)
-            for name, part in (
-                ("loss", loss),
-                ("classify", classify),
-                ("policy", policy),
-                ("value", value),
-                ("entropy", entropy),
-                ("approx_kl", approx_kl),
-                ("clip_fraction", clipped),
-            ):
-                sums[name] = sums.get(name, 0.0) + float(part.detach())
-    count = settings.epochs * math.ceil(batch / size)
-    metrics = {name: total / count for name, total in sums.items()}
-    metrics.update(
-        accuracy=data.reward.mean().item(), pixels_seen=data.pixels_seen.mean().item(), std=float(agent.std().detach())
-    )
-    return metrics
+class PPO:
+    """PPO over whole episodes; trains a ``GaussianPolicy`` around the agent."""
+
+    Settings = PPOSettings
+
+    def __init__(self, settings: PPOSettings | None = None) -> None:
+        self.settings = settings or PPOSettings()
+
+    @classmethod
+    def check(cls, config: Any) -> None:
+        """PPO learns the std and trains the learned policy, one or more episodes per minibatch."""
+        if config.std_final is not None:
+            raise ValueError(
+                f"std_final={config.std_final!r} is not allowed for {config.agent}: PPO learns the location std "
+                "(std is its initial value); leave std_final unset"
+            )
+        if config.policy != "learned":
+            raise ValueError(
+                f"policy={config.policy!r} is not allowed for {config.agent}: PPO trains the learned policy (the "
+                "location baselines train with agent ram)"
+            )
+        minibatches = config.algorithm_settings.get("minibatches", PPOSettings.minibatches)
+        if isinstance(minibatches, int) and config.batch < minibatches:
+            raise ValueError(
+                f"minibatches={minibatches} is not allowed with batch={config.batch}: use at most one minibatch "
+                "per episode"
+            )
+
+    def policy(self, agent: Any, config: Any) -> GaussianPolicy:
+        return GaussianPolicy(agent, config.std)
+
+    def update(self, learner: Learner, envs: Any, obs: dict[str, torch.Tensor]) -> dict[str, float]:
+        config, settings, policy = learner.config, self.settings, learner.agent
+        with torch.no_grad():
+            data = rollout(
+                policy, envs, obs, std=float(policy.std()), generator=learner.generator, record_glimpses=True
+            )
+        decisions, batch = data.log_probs.shape
+        rewards = torch.zeros_like(data.baselines)
+        if decisions:
+            rewards[-1] = data.reward  # the answer's reward comes after the last location decision
+        advantages = gae(rewards, data.baselines, settings.gamma, settings.gae_lambda)
+        returns = advantages + data.baselines
+        size = math.ceil(batch / settings.minibatches)
+        sums: dict[str, float] = {}
+        policy.train()
+        for _ in range(settings.ppo_epochs):
+            order = torch.randperm(batch, generator=learner.generator, device=learner.generator.device)
+            order = order.to(data.labels.device)
+            for start in range(0, batch, size):
+                ids = order[start : start + size]
+                loss_of = functools.partial(
+                    self.loss, data=data, ids=ids, advantages=advantages, returns=returns, config=config
+                )
+                loss, parts = learner.forward(loss_of)
+                learner.optimise(loss)
+                for name, value in parts.items():
+                    sums[name] = sums.get(name, 0.0) + float(value.detach())
+        count = settings.ppo_epochs * math.ceil(batch / size)
+        metrics = {name: total / count for name, total in sums.items()}
+        metrics.update(
+            accuracy=data.reward.mean().item(),
+            pixels_seen=data.pixels_seen.mean().item(),
+            std=float(policy.std().detach()),
+        )
+        return metrics
+
+    def loss(
+        self,
+        policy: GaussianPolicy,
+        data: Episode,
+        ids: torch.Tensor,
+        advantages: torch.Tensor,
+        returns: torch.Tensor,
+        config: Any,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss of the episodes ``ids`` of ``data`` replayed under the current parameters, and its parts."""
+        settings = self.settings
+        decisions = data.log_probs.shape[0]
+        first = {key: value[ids] for key, value in data.first_obs.items()}
+        assert data.glimpses is not None  # recorded by update's rollout
+        means, values, logits = replay(policy, first, data.glimpses[:, ids], data.locs[:, ids], decisions)
+        std = policy.std()
+        classify = classify_loss(logits, data.labels[ids], config.classify_steps)
+        entropy = torch.as_tensor(gaussian_entropy(std))
+        if decisions:
+            log_probs = gaussian_log_prob(data.actions[:, ids], means, std)
+            advantage = advantages[:, ids]
+            if advantage.numel() > 1:  # normalised per minibatch
+                advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+            surrogate, clipped = clipped_surrogate(log_probs, data.log_probs[:, ids], advantage, settings.clip_range)
+            value = F.mse_loss(values, returns[:, ids])
+            log_ratio = log_probs - data.log_probs[:, ids]
+            approx_kl = (log_ratio.exp() - 1 - log_ratio).mean()  # the low-variance estimator CleanRL logs
+        else:  # one glimpse at the centre: nothing to place, only the classifier learns
+            surrogate = value = approx_kl = clipped = classify * 0.0
+        loss = classify + surrogate + settings.vf_coef * value - config.entropy * entropy
+        check_finite(loss)
+        parts = {
+            "loss": loss,
+            "classify": classify,
+            "policy": surrogate,
+            "value": value,
+            "entropy": entropy,
+            "approx_kl": approx_kl,
+            "clip_fraction": clipped,
+        }
+        return loss, parts

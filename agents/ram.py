@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from gymnasium import spaces
 from torch import nn
 
-from activevision.agents.modules import Baseline, Classifier, Core, GlimpseNetwork, LocationHead, State, box_shape
+from activevision.agents.modules import (
+    COMBINES,
+    CORES,
+    WHATS,
+    Baseline,
+    Classifier,
+    Core,
+    GlimpseNetwork,
+    LocationHead,
+    State,
+    box_shape,
+)
+from activevision.checks import setting
 
-__all__ = ["RAM"]
+__all__ = ["RAM", "RAMSettings"]
+
+
+@dataclass
+class RAMSettings:
+    """RAM's settings (its constructor's keyword arguments; config settings and CLI options of ram and ppo-ram)."""
+
+    hidden: int = setting(256, low=1)
+    glimpse_hidden: int = setting(128, low=1)
+    core: str = setting("rnn", choices=CORES)  # the recurrent core
+    combine: str = setting("add", choices=COMBINES)  # how "what" and "where" join in the glimpse network
+    what: str = setting("mlp", choices=WHATS)  # the glimpse network's pixel reader
+    dropout: float = setting(0.0, low=0.0, below=1.0)  # on the state, before the classifier
 
 
 class RAM(nn.Module):

@@ -18,6 +18,7 @@ The agent still acts through the env API: absolute locations and class scores; t
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from gymnasium import spaces
@@ -25,10 +26,19 @@ from torch import nn
 from torch.nn import functional as F
 
 from activevision.agents.modules import Standardised, State, box_shape
-from activevision.agents.ram import RAM
+from activevision.agents.ram import RAM, RAMSettings
+from activevision.checks import setting
 from activevision.envs import rules
 
-__all__ = ["QNetwork", "TopDown", "RegionPlacer", "n_step_targets", "q_learning_loss"]
+__all__ = ["QNetwork", "TopDown", "TopDownSettings", "RegionPlacer"]
+
+
+@dataclass
+class TopDownSettings(RAMSettings):
+    """The top-down agent's settings: RAM's (its bottom-up part) and the regions its Q-network chooses among."""
+
+    regions: int = setting(3, low=1)  # the image cut into regions x regions
+    rounds: int = setting(2, low=1)  # region choices per episode
 
 
 def _hidden(state: State) -> torch.Tensor:
@@ -164,36 +174,3 @@ class RegionPlacer:
             self.q_values.append(q.gather(1, action[:, None])[:, 0])
             self.region = rules.cell_centres(action, self.agent.grid).to(loc.dtype)
         return (self.region + loc / self.agent.grid).clamp(-1.0, 1.0)
-
-
-def n_step_targets(rewards: torch.Tensor, bootstrap: torch.Tensor, gamma: float, n: int) -> torch.Tensor:
-    """Q-learning targets ``(R, B)`` of an episode's ``R`` rounds: ``sum_{i<m} gamma^i r_{k+i}`` over the next
-    ``m = min(n, R - k)`` rewards, plus ``gamma^n bootstrap[k + n - 1]`` when round ``k + n`` exists;
-    ``bootstrap[j]`` is ``max_a Q_target(s_{j+1}, a)`` (its last row is never used: the episode ends)."""
-    rounds = len(rewards)
-    targets = torch.zeros_like(rewards)
-    for k in range(rounds):
-        steps = min(n, rounds - k)
-        for i in range(steps):
-            targets[k] += gamma**i * rewards[k + i]
-        if k + n < rounds:
-            targets[k] += gamma**n * bootstrap[k + n - 1]
-    return targets
-
-
-def q_learning_loss(
-    agent: TopDown, placer: RegionPlacer, reward: torch.Tensor, gamma: float = 1.0, n_step: int = 1
-) -> tuple[torch.Tensor, float]:
-    """Huber loss of the chosen regions' Q-values to their n-step targets (reward: the final answer's, after the
-    last round), and the mean Q-value (logged)."""
-    rounds = len(placer.actions)
-    rewards = torch.zeros((rounds, len(reward)), device=reward.device)
-    rewards[-1] = reward
-    with torch.no_grad():
-        features = agent.target.context(placer.context)
-        bootstrap = torch.zeros_like(rewards)
-        for k in range(rounds - 1):
-            bootstrap[k] = agent.target(features, placer.states[k + 1], k + 1).max(1).values
-        targets = n_step_targets(rewards, bootstrap, gamma, n_step)
-    q = torch.stack(placer.q_values)
-    return F.smooth_l1_loss(q, targets), float(q.detach().mean())

@@ -20,7 +20,7 @@ import torch
 
 import activevision  # noqa: F401  (registers the ids)
 from activevision.agents.gam import GAM
-from activevision.agents.reinforce import rollout
+from activevision.agents.rollout import rollout
 from activevision.agents.trainer import TrainConfig, make_agent, resolve_device
 
 WORLD = dict(patch=8, scales=1, size=4096, context_size=12)  # synthetic house numbers: 32x32x3

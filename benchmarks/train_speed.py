@@ -27,7 +27,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from activevision.agents.reinforce import hybrid_loss, rollout
+from activevision.agents.reinforce import hybrid_loss
+from activevision.agents.rollout import rollout
 from activevision.agents.trainer import TrainConfig, Trainer
 
 MNIST = dict(
@@ -146,7 +147,7 @@ def ceiling(batch: int, repeats: int) -> tuple[float, float, float]:
     )
     with FlopCounterMode(display=False) as counter:
         obs, _ = trainer.envs.reset(seed=0)
-        episode, _ = rollout(trainer.agent, trainer.envs, obs, generator=trainer.generator)
+        episode = rollout(trainer.agent, trainer.envs, obs, generator=trainer.generator)
         hybrid_loss(episode)[0].backward()
     flops = counter.get_total_flops() / batch
     hidden = trainer.config.hidden

@@ -58,7 +58,8 @@ def test_classify_steps_all_averages_every_steps_cross_entropy():
     (the paper's) uses the last scores only; anything else is refused by name."""
     from torch.nn import functional as F
 
-    from activevision.agents.reinforce import Episode, hybrid_loss
+    from activevision.agents.reinforce import hybrid_loss
+    from activevision.agents.rollout import Episode
 
     generator = torch.Generator().manual_seed(0)
     steps, batch = 4, 5
@@ -73,6 +74,9 @@ def test_classify_steps_all_averages_every_steps_cross_entropy():
         reward=torch.ones(batch),
         labels=labels,
         pixels_seen=torch.ones(batch),
+        locs=torch.zeros(steps, batch, 2),
+        first_obs={},
+        next_obs={},
     )
     by_hand = np.mean([F.cross_entropy(step_logits[t], labels).item() for t in range(steps)])
     assert hybrid_loss(episode, classify_steps="all")[1]["classify"] == pytest.approx(by_hand, rel=1e-6)
@@ -334,7 +338,8 @@ def test_reinforce_moves_glimpses_to_where_the_answer_is(signal):
     Only a policy that learns to look left can beat 50 %: the learned one must, the fixed-centre one cannot.
     Both encodings must work (brightness: a network that normalises glimpses away would be blind to it)."""
     from activevision.agents.ram import RAM
-    from activevision.agents.reinforce import hybrid_loss, rollout
+    from activevision.agents.reinforce import hybrid_loss
+    from activevision.agents.rollout import rollout
     from activevision.data import ArrayDataset
     from activevision.envs.vector import GlimpseVectorEnv
 
@@ -355,13 +360,13 @@ def test_reinforce_moves_glimpses_to_where_the_answer_is(signal):
         generator = torch.Generator().manual_seed(1)
         for update in range(300):
             obs, _ = envs.reset(seed=update)
-            episode, _ = rollout(agent, envs, obs, policy=policy, std=0.2, generator=generator)
+            episode = rollout(agent, envs, obs, policy=policy, std=0.2, generator=generator)
             loss, _ = hybrid_loss(episode)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         obs, _ = envs.reset(seed=999)
-        episode, _ = rollout(agent, envs, obs, policy=policy, deterministic=True)
+        episode = rollout(agent, envs, obs, policy=policy, deterministic=True)
         accuracy[policy] = episode.reward.mean().item()
     assert accuracy["learned"] > 0.9 and accuracy["center"] < 0.65  # measured: 1.0 and 0.52
 

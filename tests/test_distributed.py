@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from activevision.agents import trainer as trainer_module
-from activevision.agents.reinforce import hybrid_loss, rollout
+from activevision.agents.reinforce import hybrid_loss
+from activevision.agents.rollout import rollout
 from activevision.agents.trainer import TrainConfig, Trainer
 from tests.conftest import assert_same_tensors
 
@@ -113,7 +114,7 @@ def reference_two_ranks(config: TrainConfig, out: Path, updates: int) -> dict[st
             seed = config.seed * 1_000_003 + update + rank * trainer_module.RANK_SEED_STRIDE
             obs, _ = trainer.envs.reset(seed=seed)
             labels.append(trainer.envs.label.clone())
-            episode, _ = rollout(
+            episode = rollout(
                 trainer.agent, trainer.envs, obs, policy=config.policy, std=trainer.std(), generator=trainer.generator
             )
             trainer.optimizer.zero_grad(set_to_none=True)

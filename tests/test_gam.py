@@ -248,7 +248,7 @@ def test_gam_needs_a_context():
 def test_start_choose_lets_the_context_place_the_first_glimpse(config, tmp_path):
     """In a world whose start is "choose" the first glimpse goes where the start token (context only) says, a
     different place per image; the episode's REINFORCE terms then cover all T locations; training runs."""
-    from activevision.agents.reinforce import rollout
+    from activevision.agents.rollout import rollout
 
     config.env_kwargs = {**config.env_kwargs, "start": "choose"}
     trainer = Trainer(config, tmp_path / "run")
@@ -257,8 +257,7 @@ def test_start_choose_lets_the_context_place_the_first_glimpse(config, tmp_path)
     obs, _ = envs.reset(seed=1)
     with torch.no_grad():
         first = trainer.agent.first(trainer.agent.initial_state(obs))[0]
-        locations: list[torch.Tensor] = []
-        episode, _ = rollout(trainer.agent, envs, obs, deterministic=True, locations=locations)
-    assert len(locations) == envs.world.n_glimpses == episode.log_probs.shape[0] == episode.step_logits.shape[0]
-    torch.testing.assert_close(locations[0], first)
+        episode = rollout(trainer.agent, envs, obs, deterministic=True)
+    assert len(episode.locs) == envs.world.n_glimpses == episode.log_probs.shape[0] == episode.step_logits.shape[0]
+    torch.testing.assert_close(episode.locs[0], first)
     assert float(first.std(0).sum()) > 0  # each image's context gives its own first location

@@ -12,12 +12,13 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_the_four_notebooks_are_there():
+def test_the_five_notebooks_are_there():
     assert [path.stem for path in NOTEBOOKS] == [
         "01_quickstart",
         "02_stable_baselines3",
         "03_train_ram",
         "04_your_own_images",
+        "05_your_own_agent",
     ]
 
 

@@ -11,9 +11,9 @@ import torch
 
 import activevision  # noqa: F401  (registers the ids)
 from activevision.agents.gam import GAM
-from activevision.agents.ppo import GaussianPolicy, clipped_surrogate, collect, gae, replay
+from activevision.agents.ppo import GaussianPolicy, clipped_surrogate, gae, replay
 from activevision.agents.ram import RAM
-from activevision.agents.reinforce import location_decisions
+from activevision.agents.rollout import location_decisions, rollout
 from activevision.agents.trainer import TrainConfig, Trainer, evaluate, load_run
 from activevision.cli import main
 from tests.conftest import assert_learns_above_chance, assert_resumes_exactly, cli_train_args
@@ -80,7 +80,9 @@ def test_replay_recomputes_what_the_collection_saw(core, start, device):
         torch.nn.init.normal_(inner.locator[2].weight)  # means away from the centre
     agent = GaussianPolicy(inner, 0.2).to(device)
     obs, _ = envs.reset(seed=3)
-    data = collect(agent, envs, obs, torch.Generator(device=device).manual_seed(0))
+    with torch.no_grad():
+        generator = torch.Generator(device=device).manual_seed(0)
+        data = rollout(agent, envs, obs, std=float(agent.std()), generator=generator, record_glimpses=True)
     decisions = envs.world.n_glimpses - 1 + (start == "choose")
     assert location_decisions(envs.world) == decisions
     assert data.log_probs.shape == (decisions, 6) and data.glimpses.shape[:2] == (envs.world.n_glimpses, 6)
@@ -91,7 +93,7 @@ def test_replay_recomputes_what_the_collection_saw(core, start, device):
         )
     log_probs = torch.distributions.Normal(means, agent.std()).log_prob(data.actions[:, ids]).sum(-1)
     torch.testing.assert_close(log_probs, data.log_probs[:, ids], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(values, data.values[:, ids])
+    torch.testing.assert_close(values, data.baselines[:, ids])
     assert logits.shape == (envs.world.n_glimpses, 3, 10)
 
 
@@ -113,6 +115,7 @@ def test_ppo_gam_learns_above_chance(config, tmp_path):
         2,
         2,
     )
+    config.agent_settings = {}  # the fixture's are RAM's (core)
     config.hidden, config.glimpse_hidden = 32, 32
     assert_learns_above_chance(config, tmp_path / "run")
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import activevision  # noqa: F401  (registers the ids)
-from activevision.agents.reinforce import location_decisions, rollout
-from activevision.agents.topdown import TopDown, n_step_targets, q_learning_loss
+from activevision.agents.qlearning import n_step_targets, q_learning_loss
+from activevision.agents.rollout import location_decisions, rollout
+from activevision.agents.topdown import TopDown
 from activevision.agents.trainer import TrainConfig, Trainer, load_run
 from activevision.cli import main
 from tests.conftest import assert_learns_above_chance, assert_resumes_exactly, cli_train_args
@@ -61,11 +62,8 @@ def episode(rounds: int = 2, epsilon: float = 0.0, seed: int = 0):
     agent = TopDown(envs.single_observation_space, 10, hidden=32, glimpse_hidden=16, grid=3, rounds=rounds)
     obs, _ = envs.reset(seed=seed)
     placer = agent.placer(obs, location_decisions(envs.world), epsilon, torch.Generator().manual_seed(seed))
-    locations: list[torch.Tensor] = []
-    result, _ = rollout(
-        agent, envs, obs, std=0.5, generator=torch.Generator().manual_seed(1), locations=locations, place=placer
-    )
-    return agent, placer, result, torch.stack(locations, 1)
+    result = rollout(agent, envs, obs, std=0.5, generator=torch.Generator().manual_seed(1), place=placer)
+    return agent, placer, result, result.locs.transpose(0, 1)
 
 
 def test_q_targets_come_from_the_target_network_and_the_final_reward():
@@ -108,10 +106,8 @@ def test_glimpses_stay_inside_the_chosen_regions(epsilon):
 def test_exploration_anneals_and_targets_sync(config, tmp_path):
     config.steps, config.epsilon, config.epsilon_final, config.epsilon_fraction = 10, 0.8, 0.1, 0.5
     trainer = Trainer(config, tmp_path / "run")
-    assert trainer.epsilon() == pytest.approx(0.8)
-    trainer.update = 5
-    assert trainer.epsilon() == pytest.approx(0.1)
-    trainer.update = 0
+    assert trainer.algorithm.epsilon(0, 10) == pytest.approx(0.8)
+    assert trainer.algorithm.epsilon(5, 10) == pytest.approx(0.1)
     metrics = trainer.train_step()
     assert {"q_loss", "q_mean", "epsilon"} <= set(metrics)
     trainer.train_step()  # update 2: target_every=2 copies the online network
