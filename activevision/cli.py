@@ -154,9 +154,8 @@ def train(args: argparse.Namespace) -> None:
     config = trainer.config
     evals = trainer.run(progress=not args.quiet)
     if dist.is_initialized():  # under torchrun: rank 0 reports
-        # Every rank waits until rank 0 has finished its last evaluation and checkpoint, so that no rank tears its
-        # connections down while another is still up (a rank that exited first aborted once in a fresh-clone run:
-        # "terminate called without an active exception", SIGABRT in gloo's teardown).
+        # Every rank waits until rank 0 has finished its last evaluation and checkpoint: gloo aborts a rank whose
+        # connections are torn down while another still uses them.
         dist.barrier()
         dist.destroy_process_group()
     if trainer.rank != 0:

@@ -96,8 +96,7 @@ class GAM(nn.Module):
         self.decoder = nn.ModuleList(DecoderLayer(hidden, heads) for _ in range(layers))
         self.encoder_norm, self.decoder_norm = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
         # Tokens are normalised before the step codes are added, so neither drowns the other whatever the glimpse
-        # net's scale (unnormalised, the codes drowned the glimpses: 14 % after 150 MNIST updates; with this,
-        # He init in the conv glimpse net and the locator starting at the centre: 74 %).
+        # net's scale (benchmarks/results/design_measurements.md).
         self.glimpse_norm, self.where_norm = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
         self.where = nn.Sequential(nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
         self.start = nn.Parameter(torch.zeros(hidden))

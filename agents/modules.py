@@ -29,6 +29,7 @@ __all__ = [
     "COMBINES",
     "WHATS",
     "box_shape",
+    "Wrapper",
 ]
 
 CORES = ("rnn", "gru", "lstm")
@@ -95,8 +96,8 @@ class GlimpseNetwork(nn.Module):
                 nn.Linear(32 * side * side, what_hidden),
                 nn.ReLU(),
             )
-            # He init: with PyTorch's default each layer shrank the signal ~2.5x and "where" drowned "what" (RAM,
-            # conv, house numbers, 300 updates: 10 % -> 57 % test accuracy).
+            # He init: with PyTorch's default each layer shrank the signal and "where" drowned "what"
+            # (benchmarks/results/design_measurements.md).
             for layer in self.what:
                 if isinstance(layer, (nn.Conv2d, nn.Linear)):
                     nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
@@ -168,3 +169,19 @@ class Baseline(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.linear(h.detach()).squeeze(-1)
+
+
+class Wrapper(nn.Module):
+    """An agent that steps as the agent it holds in the attribute named ``wrapped`` and adds to it (PPO's learned
+    std, the top-down agent's Q-network): the step interface forwarded once, here."""
+
+    wrapped = "core"
+
+    def initial_state(self, obs: dict[str, torch.Tensor]) -> Any:
+        return getattr(self, self.wrapped).initial_state(obs)
+
+    def first(self, state: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return getattr(self, self.wrapped).first(state)
+
+    def forward(self, glimpse: torch.Tensor, loc: torch.Tensor, state: Any) -> Any:
+        return getattr(self, self.wrapped)(glimpse, loc, state)

@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from activevision.agents.interface import GlimpseAgent, Learner
+from activevision.agents.modules import Wrapper
 from activevision.agents.rollout import (
     Episode,
     check_finite,
@@ -55,7 +56,7 @@ class PPOSettings:
     vf_coef: float = setting(0.5, low=0.0)  # weight of the value loss
 
 
-class GaussianPolicy(nn.Module):
+class GaussianPolicy(Wrapper):
     """A glimpse agent with the RAM step interface (``RAM`` or ``GAM``) plus a learned, state-independent log std
     of its Gaussian location policy (PPO's entropy bonus needs a std that can change)."""
 
@@ -67,15 +68,6 @@ class GaussianPolicy(nn.Module):
     def std(self) -> torch.Tensor:
         """The location std (a scalar tensor, clamped to [0.01, 1])."""
         return self.log_std.clamp(*LOG_STD_RANGE).exp()
-
-    def initial_state(self, obs: dict[str, torch.Tensor]):
-        return self.core.initial_state(obs)
-
-    def first(self, state) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.core.first(state)
-
-    def forward(self, glimpse: torch.Tensor, loc: torch.Tensor, state):
-        return self.core(glimpse, loc, state)
 
 
 def replay(

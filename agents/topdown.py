@@ -25,7 +25,7 @@ from gymnasium import spaces
 from torch import nn
 from torch.nn import functional as F
 
-from activevision.agents.modules import Standardised, State, box_shape
+from activevision.agents.modules import Standardised, State, Wrapper, box_shape
 from activevision.agents.ram import RAM, RAMSettings
 from activevision.checks import setting
 from activevision.envs import rules
@@ -80,9 +80,11 @@ class QNetwork(nn.Module):
         return self.head(features + state)[..., 0]
 
 
-class TopDown(nn.Module):
+class TopDown(Wrapper):
     """RAM (``ram``: same step interface, same heads) plus a top-down ``QNetwork`` (``q``) and its target copy
     (``target``: no gradients, refreshed by ``sync_target``). ``observation_space`` needs a ``context``."""
+
+    wrapped = "ram"
 
     def __init__(
         self,
@@ -112,15 +114,6 @@ class TopDown(nn.Module):
     def sync_target(self) -> None:
         """The target network becomes a copy of the online one."""
         self.target.load_state_dict(self.q.state_dict())
-
-    def initial_state(self, obs: dict[str, torch.Tensor]) -> State:
-        return self.ram.initial_state(obs)
-
-    def first(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.ram.first(state)
-
-    def forward(self, glimpse: torch.Tensor, loc: torch.Tensor, state: State):
-        return self.ram(glimpse, loc, state)
 
     def placer(
         self,

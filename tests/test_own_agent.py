@@ -100,3 +100,15 @@ def test_what_is_no_agent_is_refused_by_name(here):
         TrainConfig(agent="no_such_module:Agent").resolved()
     with pytest.raises(ValueError, match="module 'my_agent' has no 'Missing'"):
         TrainConfig(agent="my_agent:Missing").resolved()
+
+
+def test_every_registered_agent_has_the_step_interface():
+    """RAM, GAM and the top-down agent implement GlimpseAgent; PPO's Gaussian policy wraps one and has it too."""
+    import gymnasium as gym
+
+    from activevision.agents import GlimpseAgent, make_agent
+
+    space = gym.make("GlimpseHouseNumbers-v0", size=10, context_size=12).observation_space
+    for name in AGENTS:
+        agent = make_agent(TrainConfig(agent=name, hidden=32, glimpse_hidden=16), space, 10)
+        assert isinstance(agent, GlimpseAgent), name
