@@ -15,8 +15,8 @@ import torch
 from torch.nn import functional as F
 
 from activevision.agents.interface import Learner
-from activevision.agents.reinforce import hybrid_loss
-from activevision.agents.rollout import Episode, location_decisions, rollout
+from activevision.agents.reinforce import Reinforce
+from activevision.agents.rollout import Episode, location_decisions
 from activevision.agents.topdown import RegionPlacer, TopDown
 from activevision.checks import setting
 
@@ -68,21 +68,15 @@ def q_learning_loss(
     return F.smooth_l1_loss(q, targets), float(q.detach().mean())
 
 
-class TopDownQ:
-    """The top-down agent's learning rule (its agent: ``TopDown``, or one with its ``placer``, ``q``, ``target``
-    and ``sync_target``)."""
+class TopDownQ(Reinforce):
+    """The top-down agent's learning rule: REINFORCE's hybrid loss plus Q-learning of the regions (its agent:
+    ``TopDown``, or one with its ``placer``, ``q``, ``target`` and ``sync_target``)."""
 
     Settings = QSettings
+    settings: QSettings
 
     def __init__(self, settings: QSettings | None = None) -> None:
         self.settings = settings or QSettings()
-
-    @classmethod
-    def check(cls, config: Any) -> None:
-        """Every base setting works with top-down Q-learning."""
-
-    def policy(self, agent: Any, config: Any) -> Any:
-        return agent
 
     def epsilon(self, update: int, steps: int) -> float:
         """Exploration at ``update``: linear from ``epsilon`` to ``epsilon_final`` over the first
@@ -93,31 +87,21 @@ class TopDownQ:
         return settings.epsilon + (settings.epsilon_final - settings.epsilon) * progress
 
     def update(self, learner: Learner, envs: Any, obs: dict[str, torch.Tensor]) -> dict[str, float]:
-        config, settings = learner.config, self.settings
-        epsilon = self.epsilon(learner.update, config.steps)
-
-        def loss_of(agent: Any) -> tuple[torch.Tensor, dict[str, float], Episode]:
-            place = agent.placer(obs, location_decisions(envs.world), epsilon, learner.generator)
-            episode = rollout(
-                agent,
-                envs,
-                obs,
-                policy=config.policy,
-                std=learner.std(),
-                generator=learner.generator,
-                step=learner.step,
-                place=place,
-            )
-            loss, metrics = hybrid_loss(episode, config.entropy, config.classify_steps)
-            if place.actions:
-                q_loss, q_mean = q_learning_loss(agent, place, episode.reward, settings.gamma, settings.n_step)
-                loss = loss + q_loss
-                metrics.update(loss=loss.item(), q_loss=q_loss.item(), q_mean=q_mean, epsilon=epsilon)
-            return loss, metrics, episode
-
-        loss, metrics, episode = learner.forward(loss_of)
-        learner.optimise(loss)
-        metrics.update(accuracy=episode.reward.mean().item(), pixels_seen=episode.pixels_seen.mean().item())
-        if (learner.update + 1) % settings.target_every == 0:
+        metrics = super().update(learner, envs, obs)
+        if (learner.update + 1) % self.settings.target_every == 0:
             learner.agent.sync_target()
         return metrics
+
+    def loss(
+        self, agent: Any, learner: Learner, envs: Any, obs: dict[str, torch.Tensor], place: Any = None
+    ) -> tuple[torch.Tensor, dict[str, float], Episode]:
+        """The hybrid loss of an episode whose regions the Q-network chose (epsilon-greedy), plus its Q loss."""
+        epsilon = self.epsilon(learner.update, learner.config.steps)
+        place = agent.placer(obs, location_decisions(envs.world), epsilon, learner.generator)
+        loss, metrics, episode = super().loss(agent, learner, envs, obs, place)
+        if place.actions:
+            settings = self.settings
+            q_loss, q_mean = q_learning_loss(agent, place, episode.reward, settings.gamma, settings.n_step)
+            loss = loss + q_loss
+            metrics.update(loss=loss.item(), q_loss=q_loss.item(), q_mean=q_mean, epsilon=epsilon)
+        return loss, metrics, episode

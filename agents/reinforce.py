@@ -7,6 +7,7 @@ baseline subtracted + MSE of the baseline to the reward - entropy bonus, and one
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,8 @@ def hybrid_loss(
 class Reinforce:
     """RAM's learning rule: REINFORCE for the locations, supervised classification, a learned baseline."""
 
-    Settings = ReinforceSettings
+    Settings: type[Any] = ReinforceSettings
+    settings: Any
 
     def __init__(self, settings: ReinforceSettings | None = None) -> None:
         self.settings = settings or ReinforceSettings()
@@ -62,21 +64,26 @@ class Reinforce:
         return agent
 
     def update(self, learner: Learner, envs: Any, obs: dict[str, torch.Tensor]) -> dict[str, float]:
-        config = learner.config
-
-        def loss_of(agent: Any) -> tuple[torch.Tensor, dict[str, float], Episode]:
-            episode = rollout(
-                agent,
-                envs,
-                obs,
-                policy=config.policy,
-                std=learner.std(),
-                generator=learner.generator,
-                step=learner.step,
-            )
-            return (*hybrid_loss(episode, config.entropy, config.classify_steps), episode)
-
+        """One batched episode, its loss, one gradient step."""
+        loss_of = functools.partial(self.loss, learner=learner, envs=envs, obs=obs)
         loss, metrics, episode = learner.forward(loss_of)
         learner.optimise(loss)
         metrics.update(accuracy=episode.reward.mean().item(), pixels_seen=episode.pixels_seen.mean().item())
         return metrics
+
+    def loss(
+        self, agent: Any, learner: Learner, envs: Any, obs: dict[str, torch.Tensor], place: Any = None
+    ) -> tuple[torch.Tensor, dict[str, float], Episode]:
+        """The hybrid loss of one batched episode of ``agent`` (locations through ``place`` when given)."""
+        config = learner.config
+        episode = rollout(
+            agent,
+            envs,
+            obs,
+            policy=config.policy,
+            std=learner.std(),
+            generator=learner.generator,
+            step=learner.step,
+            place=place,
+        )
+        return (*hybrid_loss(episode, config.entropy, config.classify_steps), episode)

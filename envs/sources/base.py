@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-__all__ = ["GlimpseSource", "ImageView"]
+__all__ = ["GlimpseSource", "ImageView", "SourceBase"]
 
 
 @runtime_checkable
@@ -75,3 +75,22 @@ class GlimpseSource(Protocol):
     def memory_bytes(self) -> int:
         """Device memory held for every image (images, tables, labels)."""
         ...
+
+
+class SourceBase:
+    """What every source over an ``ImageDataset`` holds: its sizes and classes, the world's geometry and shift, and
+    the device of the batched env (None: the single env's source, nothing on a device)."""
+
+    def __init__(self, dataset: Any, geometry: Any, shift: int, device: torch.device | None) -> None:
+        self.dataset, self.geometry, self.shift, self.device = dataset, geometry, shift, device
+        self.height, self.width, self.channels = dataset.shape
+        self.num_classes = int(dataset.num_classes)
+        self._labels: torch.Tensor | None = None  # the batched env's, set by sources built with a device
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def labels(self) -> torch.Tensor:
+        if self._labels is None:
+            raise ValueError("labels() is the batched env's: build the source with a device")
+        return self._labels

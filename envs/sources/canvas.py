@@ -7,13 +7,14 @@ import numpy as np
 import torch
 
 from activevision.data.compose import TranslatedDataset
+from activevision.envs.sources.base import SourceBase
 from activevision.envs.sources.memory import MemoryView, integral_images
 from activevision.sensor import GlimpseGeometry, NumpySensor, TorchSensor, context_weights, translate
 
 __all__ = ["CanvasSource"]
 
 
-class CanvasSource:
+class CanvasSource(SourceBase):
     """A ``TranslatedDataset`` read through its ``layout()``: the base image of each canvas and its offset. The
     batched env holds the base images and their integral images on the device and reads each glimpse from the
     base image at its offset in a canvas-sized frame; the single env paints one canvas per episode."""
@@ -27,13 +28,9 @@ class CanvasSource:
         context_size: int | None = None,
         device: torch.device | None = None,
     ) -> None:
-        self.dataset = dataset
-        self.height, self.width, self.channels = dataset.shape
-        self.num_classes = int(dataset.num_classes)
-        self.shift = shift
+        super().__init__(dataset, geometry, shift, device)
         self.sensor = NumpySensor(geometry.patch, geometry.scales, geometry.scale_factor)
         self._which, self._offsets = dataset.layout()  # (N,) base image of each canvas, (N, 2) its (x, y)
-        self.device = device
         if device is not None:
             pieces, piece_labels = dataset.base.arrays()
             self.pieces = torch.as_tensor(pieces, device=device)
@@ -43,9 +40,6 @@ class CanvasSource:
             self.batch_sensor = TorchSensor(geometry.patch, geometry.scales, geometry.scale_factor, device=device)
             self.prepared = integral_images(self.batch_sensor, self.pieces)
             self._weights: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def __len__(self) -> int:
-        return len(self.dataset)
 
     def _canvas(self, index: int) -> tuple[np.ndarray, int]:
         """Canvas ``index`` painted, and its label."""
@@ -59,9 +53,6 @@ class CanvasSource:
     def view(self, index: int, shift: tuple[int, int]) -> MemoryView:
         canvas, label = self._canvas(index)
         return MemoryView(translate(canvas, *shift) if shift != (0, 0) else canvas, label, self.sensor)
-
-    def labels(self) -> torch.Tensor:
-        return self._labels
 
     def glimpses(self, loc: torch.Tensor, index: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         offset = self._offset[index] + shift
@@ -88,5 +79,5 @@ class CanvasSource:
         return (translate(canvas, *shift) if shift != (0, 0) else canvas), 1
 
     def memory_bytes(self) -> int:
-        tensors = (self.pieces, self._labels, self.prepared.table, self._piece, self._offset)
+        tensors = (self.pieces, self.labels(), self.prepared.table, self._piece, self._offset)
         return sum(t.numel() * t.element_size() for t in tensors)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from activevision.data.base import ImageDataset
+from activevision.envs.sources.base import SourceBase
 from activevision.sensor import GlimpseGeometry, NumpySensor, PreparedImages, TorchSensor, context_batch, translate
 from activevision.sensor.geometry import context_image
 
@@ -57,7 +58,7 @@ def integral_images(sensor: TorchSensor, images: torch.Tensor, chunk: int = 4096
     return PreparedImages(torch.cat(chunks), prepared.divisor, height, width)
 
 
-class MemorySource:
+class MemorySource(SourceBase):
     """Images in memory. The single env prepares one image per episode (numpy); the batched env puts every image
     on the device once (uint8 stays uint8) with its integral images, so a reset only draws indices and a glimpse
     is one gather."""
@@ -71,12 +72,8 @@ class MemorySource:
         context_size: int | None = None,
         device: torch.device | None = None,
     ) -> None:
-        self.dataset = dataset
-        self.height, self.width, self.channels = dataset.shape
-        self.num_classes = int(dataset.num_classes)
-        self.shift = shift
+        super().__init__(dataset, geometry, shift, device)
         self.sensor = NumpySensor(geometry.patch, geometry.scales, geometry.scale_factor)  # one image at a time
-        self.device = device
         if device is not None:
             images, labels = dataset.arrays()
             self.images = torch.as_tensor(images, device=device)
@@ -84,17 +81,11 @@ class MemorySource:
             self.batch_sensor = TorchSensor(geometry.patch, geometry.scales, geometry.scale_factor, device=device)
             self.prepared = integral_images(self.batch_sensor, self.images)
 
-    def __len__(self) -> int:
-        return len(self.dataset)
-
     def view(self, index: int, shift: tuple[int, int]) -> MemoryView:
         image, label = self.dataset.get(index)
         if shift != (0, 0):
             image = translate(image, *shift)
         return MemoryView(image, label, self.sensor)
-
-    def labels(self) -> torch.Tensor:
-        return self._labels
 
     def glimpses(self, loc: torch.Tensor, index: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         if self.shift:  # the image at its shift in a frame of its own size: zero fill for free
@@ -109,4 +100,4 @@ class MemorySource:
         return (translate(image, *shift) if shift != (0, 0) else image), 1
 
     def memory_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.images, self._labels, self.prepared.table))
+        return sum(t.numel() * t.element_size() for t in (self.images, self.labels(), self.prepared.table))

@@ -7,6 +7,7 @@ import torch
 
 from activevision.data.large import LargeImageDataset
 from activevision.envs import rules
+from activevision.envs.sources.base import SourceBase
 from activevision.sensor import GlimpseGeometry, TorchSensor
 from activevision.sensor.layout import MAX_BLOCK
 from activevision.sensor.table_files import SummedAreaTables
@@ -43,7 +44,7 @@ class TableView:
         return self._source.picture(self._index)
 
 
-class TableSource:
+class TableSource(SourceBase):
     """A ``LargeImageDataset`` read lazily: glimpses from the memory map of its summed-area tables on the CPU (the
     batched env's are then moved to its device); pictures from small overviews of the canvases. ``shift`` and
     ``context_size`` are refused: both would read the whole canvas every episode."""
@@ -68,24 +69,14 @@ class TableSource:
                 f"LargeImageDataset: its coarsest blocks ({geometry.factors[-1]} pixels) exceed "
                 f"{MAX_BLOCK}, the widest its tables sum exactly"
             )
-        self.dataset = dataset
-        self.geometry = geometry
-        self.height, self.width, self.channels = dataset.shape
-        self.num_classes = int(dataset.num_classes)
-        self.device = torch.device("cpu") if device is None else device
+        super().__init__(dataset, geometry, shift, torch.device("cpu") if device is None else device)
         self.sensor = TorchSensor(geometry.patch, geometry.scales, geometry.scale_factor)  # reads on the CPU
         self.table_files = SummedAreaTables(dataset)
         self.prepared = self.sensor.wrap(self.table_files.tables, self.height, self.width)
         self._labels = torch.as_tensor(dataset.labels, dtype=torch.long, device=self.device)
 
-    def __len__(self) -> int:
-        return len(self.dataset)
-
     def view(self, index: int, shift: tuple[int, int]) -> TableView:
         return TableView(self, index)
-
-    def labels(self) -> torch.Tensor:
-        return self._labels
 
     def glimpses(self, loc: torch.Tensor, index: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         return self.sensor.glimpse(self.prepared, loc, index).to(self.device)
@@ -97,4 +88,5 @@ class TableSource:
         return self.table_files.overview(index)
 
     def memory_bytes(self) -> int:
-        return self._labels.numel() * self._labels.element_size()  # images and tables stay on disk
+        labels = self.labels()
+        return labels.numel() * labels.element_size()  # images and tables stay on disk
