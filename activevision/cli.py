@@ -104,7 +104,10 @@ def _add_config_options(parser: argparse.ArgumentParser, agent: str | None) -> N
     for item in dataclasses.fields(TrainConfig):
         if item.name in ("agent", "agent_settings", "algorithm_settings"):
             continue
-        default = {"lr": ", ".join(f"{name} {spec.lr!r}" for name, spec in specs.items())}.get(item.name, item.default)
+        default = {
+            "lr": ", ".join(f"{name} {spec.lr!r}" for name, spec in specs.items()),
+            "recipe": "tuned",  # the agent's recipe for the world; "paper": the paper's settings; "none"
+        }.get(item.name, item.default)
         owners[item.name] = [("", default, hints[item.name])]
     for name, defined in owners.items():
         flag, hint = "--" + name.replace("_", "-"), defined[0][2]
@@ -125,15 +128,32 @@ def _add_config_options(parser: argparse.ArgumentParser, agent: str | None) -> N
             parser.add_argument(flag, type=kind, default=None, help=f"default {shown}")
 
 
+def _recipe_config(given: dict[str, Any]) -> Any:
+    """The resolved config of a new run: the agent's recipe for the world (``--recipe``, "tuned" unless said),
+    every option given over it (``--env-kwargs`` merged over the recipe's world options)."""
+    from activevision.agents.config import TrainConfig
+
+    given = dict(given)
+    agent, env = given.pop("agent"), given.pop("env", TrainConfig.env)
+    return TrainConfig.from_recipe(agent, env, given.pop("recipe", "tuned"), **given).resolved()
+
+
 def train(args: argparse.Namespace) -> None:
     """Train (or resume) an agent; prints the last evaluation. Under torchrun every process runs this."""
     import torch.distributed as dist
 
     from activevision.agents.checkpoints import check_new_run, clear_run
-    from activevision.agents.trainer import TrainConfig, Trainer
+    from activevision.agents.trainer import Trainer
 
-    options = ("command", "out", "resume", "overwrite", "quiet")
+    options = ("command", "out", "resume", "overwrite", "quiet", "show_config")
     given = {name: value for name, value in vars(args).items() if name not in options and value is not None}
+    if args.show_config and args.resume is None:  # the resolved settings of this command, nothing trained
+        try:
+            config = _recipe_config(given)
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+        print(json.dumps(dataclasses.asdict(config), indent=2))
+        return
     if args.resume is None and args.out is None:
         raise SystemExit("train needs --out RUN_FOLDER (or --resume RUN_FOLDER)")
     if args.resume is not None and (args.out is not None or args.overwrite):
@@ -144,7 +164,7 @@ def train(args: argparse.Namespace) -> None:
                 raise ValueError("--resume '' is not allowed: name the run folder to continue")
             trainer = Trainer.resume(args.resume, **given)
         else:
-            config = TrainConfig(**given).resolved()
+            config = _recipe_config(given)
             trainer = Trainer(config, check_new_run(args.out, args.overwrite))  # the folder checked first
             if args.overwrite and trainer.rank == 0:  # only now that the new run is built
                 clear_run(trainer.out)
@@ -169,17 +189,19 @@ def train(args: argparse.Namespace) -> None:
 
 
 def evaluate_run(args: argparse.Namespace) -> None:
-    """Evaluate a run folder on a split."""
-    from activevision.agents.trainer import evaluate, load_run
+    """Evaluate a run folder on a split: the mean location path, one sampled path and ``--mc`` sampled paths."""
+    from activevision.agents.evaluation import protocol
+    from activevision.agents.trainer import load_run
 
     try:
         config, agent, device = load_run(args.run, args.device)
-        result = evaluate(agent, config, device, split=args.split, mc=args.mc)
+        result = protocol(agent, config, device, split=args.split, mc=args.mc)
     except ValueError as error:
         raise SystemExit(str(error)) from None
     print(
-        f"{args.run}: {config.env} split={args.split} mc={args.mc}: accuracy {result['accuracy']:.4f} "
-        f"over {result['images']} images, mean pixels seen {result['pixels_seen']:.3f}"
+        f"{args.run}: {config.env} split={args.split}, accuracy over {result['images']} images: "
+        f"{result['mean_path']:.4f} mean path, {result['sampled']:.4f} one sampled path, {result['mc_paths']:.4f} "
+        f"{args.mc} sampled paths averaged; mean pixels seen {result['pixels_seen']:.3f}"
     )
 
 
@@ -246,12 +268,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     train_parser.add_argument("--overwrite", action="store_true", help="replace the run that --out holds")
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    train_parser.add_argument(
+        "--show-config", action="store_true", help="print every resolved setting (recipe and options) and stop"
+    )
     named = argv[1] if len(argv) > 1 and argv[0] == "train" and not argv[1].startswith("-") else None
     _add_config_options(train_parser, named)
     eval_parser = commands.add_parser("eval", help="evaluate a trained run")
     eval_parser.add_argument("run", type=Path)
     eval_parser.add_argument("--split", default="test")
-    eval_parser.add_argument("--mc", type=int, default=1, help="average M sampled runs (1: mean locations)")
+    eval_parser.add_argument("--mc", type=int, default=10, help="sampled location paths averaged (the third figure)")
     eval_parser.add_argument("--device", default="auto")
     render_parser = commands.add_parser("render", help="pictures of a trained run's glimpses (.png grid or .gif)")
     render_parser.add_argument("run", type=Path)

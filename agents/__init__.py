@@ -6,7 +6,7 @@ MyAgent)``); see ``notebooks/05_your_own_agent.ipynb``.
 """
 
 from activevision.agents.config import TrainConfig
-from activevision.agents.evaluation import evaluate, trace
+from activevision.agents.evaluation import evaluate, protocol, trace
 from activevision.agents.interface import Algorithm, GlimpseAgent, Learner
 from activevision.agents.registry import AGENTS, ALGORITHMS, AgentSpec, register_agent
 from activevision.agents.rollout import Episode, rollout
@@ -25,6 +25,7 @@ __all__ = [
     "evaluate",
     "load_run",
     "make_agent",
+    "protocol",
     "register_agent",
     "rollout",
     "trace",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import activevision
+from activevision.agents.recipe import RECIPES, recipe_options
 from activevision.agents.registry import agent_spec, algorithm_class
 from activevision.agents.rollout import CLASSIFY_STEPS, POLICIES
 from activevision.checks import check_field_types, check_settings, setting
@@ -33,6 +34,7 @@ class TrainConfig:
     """Everything a run depends on. See the module docstring for the settings dicts."""
 
     agent: str = "ram"  # a registered name (activevision.agents.AGENTS) or "module:Class"
+    recipe: str | None = setting(None, choices=RECIPES)  # the recipe the config started from (from_recipe)
     env: str = "GlimpseMNIST-v0"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     eval_split: str = "test"
@@ -182,6 +184,15 @@ class TrainConfig:
     def check(self) -> TrainConfig:
         """``resolved()`` (the name earlier versions used)."""
         return self.resolved()
+
+    @classmethod
+    def from_recipe(cls, agent: str, env: str, recipe: str = "tuned", **options: Any) -> TrainConfig:
+        """The config of ``agent`` on world ``env`` from its recipe (``activevision.agents.recipe``), ``options``
+        over it (world options merged key by key)."""
+        given = recipe_options(agent, env, recipe)
+        for name in _WORLD_KWARGS:
+            given[name] = {**given.get(name, {}), **(options.pop(name, None) or {})}
+        return cls(agent=agent, env=env, recipe=recipe, **{**given, **options})
 
     @classmethod
     def from_dict(cls, saved: dict[str, Any]) -> TrainConfig:

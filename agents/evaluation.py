@@ -14,7 +14,7 @@ from activevision.checks import check_int
 from activevision.envs.presets import PRESETS, make_dataset
 from activevision.envs.vector import GlimpseVectorEnv
 
-__all__ = ["make_envs", "test_kwargs", "evaluate", "trace"]
+__all__ = ["make_envs", "test_kwargs", "evaluate", "protocol", "trace"]
 
 
 def make_envs(config: TrainConfig, device: torch.device, num_envs: int, **overrides: Any) -> GlimpseVectorEnv:
@@ -41,12 +41,13 @@ def evaluate(
     split: str = "test",
     mc: int = 1,
     limit: int | None = None,
+    sample: bool | None = None,
 ) -> dict[str, float]:
     """Accuracy and mean pixels seen over every image of ``split`` once (the first ``limit`` if given), in the
     world of ``env_kwargs`` with ``eval_env_kwargs`` over them and no ``shift``.
 
-    ``mc=1``: the location head's mean, no sampling. ``mc=M``: M runs with sampled locations, class
-    probabilities averaged.
+    ``mc=1``: the location head's mean, no sampling (or one sampled path with ``sample=True``). ``mc=M``: M runs
+    with sampled locations, class probabilities averaged. ``protocol`` gives all three.
     """
     check_int("mc", mc, 1)
     config = config.resolved()  # the world the agent was trained in (e.g. the context size its agent asks for)
@@ -67,8 +68,9 @@ def evaluate(
         probabilities, keep = torch.zeros(()), min(batch, total - start)
         for _ in range(mc):
             obs, _ = envs.reset(options={"index": index})
+            deterministic = mc == 1 and not sample
             episode = rollout(
-                agent, envs, obs, policy=config.policy, std=std, deterministic=mc == 1, generator=generator
+                agent, envs, obs, policy=config.policy, std=std, deterministic=deterministic, generator=generator
             )
             probabilities = probabilities + torch.softmax(episode.logits, dim=1)
         prediction = probabilities.argmax(1)[:keep]
@@ -76,6 +78,25 @@ def evaluate(
         seen += float(episode.pixels_seen[:keep].sum())
         counted += keep
     return {"accuracy": correct / counted, "pixels_seen": seen / counted, "images": counted, "mc": mc}
+
+
+def protocol(
+    agent: Any, config: TrainConfig, device: torch.device, split: str = "test", mc: int = 10, limit: int | None = None
+) -> dict[str, float]:
+    """The three accuracies the RAM literature mixes, side by side: the mean location path (``mean_path``), one
+    sampled path (``sampled``) and ``mc`` sampled paths with class probabilities averaged (``mc_paths``); with
+    the mean path's ``pixels_seen`` and the number of ``images``."""
+    mean = evaluate(agent, config, device, split, limit=limit)
+    sampled = evaluate(agent, config, device, split, limit=limit, sample=True)
+    averaged = evaluate(agent, config, device, split, mc=mc, limit=limit)
+    return {
+        "mean_path": mean["accuracy"],
+        "sampled": sampled["accuracy"],
+        "mc_paths": averaged["accuracy"],
+        "mc": mc,
+        "pixels_seen": mean["pixels_seen"],
+        "images": mean["images"],
+    }
 
 
 @torch.no_grad()

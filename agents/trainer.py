@@ -41,6 +41,7 @@ from activevision.agents.distributed import (
     resolve_device,
 )
 from activevision.agents.evaluation import evaluate, make_envs, trace
+from activevision.agents.recipe import recipe_options
 from activevision.agents.registry import AGENTS, agent_spec, algorithm_class
 from activevision.data.files import atomic_write
 
@@ -232,10 +233,17 @@ class Trainer:
             before = TrainConfig.from_dict(saved).resolved()
         except (ValueError, TypeError) as error:
             raise ValueError(f"{folder / 'config.json'}: {checkpoints.one_line(error)}") from None
+        if before.recipe is not None:  # world options given again merge over the run's recipe, as they first did
+            recipe = recipe_options(before.agent, before.env, before.recipe)
+            for name in ("env_kwargs", "eval_env_kwargs"):
+                if isinstance(changes.get(name), dict):
+                    changes[name] = {**recipe.get(name, {}), **changes[name]}
         merged = {**before.flat(), **changes}
-        checkpoints.check_resume_changes(before.flat(), merged)  # what may not change, refused by name first
+        checkpoints.check_resume_changes({"agent": before.agent}, {"agent": merged["agent"]})  # named first
+        config = TrainConfig(**merged).resolved()
+        checkpoints.check_resume_changes(before.flat(), config.flat())  # what may not change, refused by name
         try:  # a saved world or setting that no longer builds (edited, or from another version) names the file
-            trainer = cls(TrainConfig(**merged).resolved(), folder)
+            trainer = cls(config, folder)
         except ValueError as error:
             raise ValueError(f"{folder / 'config.json'}: {checkpoints.one_line(error)}") from None
         trainer.load()

@@ -212,7 +212,7 @@ def test_cli_train_and_eval_end_to_end(mnist_dir, tmp_path, capsys):
     assert (out / "config.json").is_file() and (out / "evals.csv").read_text().count("\n") == 3
     assert list((out / "tb").iterdir())
     main(["eval", str(out), "--split", "t10k-test", "--mc", "2", "--device", "cpu"])
-    assert "over 2000 images" in capsys.readouterr().out
+    assert "accuracy over 2000 images" in capsys.readouterr().out
     config, agent, _ = load_run(out, "cpu")
     assert config.core == "lstm" and agent.core.kind == "lstm"
     with pytest.raises(SystemExit, match="core='transformer'"):

@@ -52,6 +52,9 @@ def _train(
         "2",
         "--eval-batch",
         "500",
+        # The plain defaults: a constant rate (a recipe's cosine decay depends on --steps, which the resume raises).
+        "--recipe",
+        "none",
         *args,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", **({"CUDA_VISIBLE_DEVICES": ""} if device == "cpu" else {})}
@@ -118,6 +121,9 @@ def reference_two_ranks(config: TrainConfig, out: Path, updates: int) -> dict[st
                 trainer.agent, trainer.envs, obs, policy=config.policy, std=trainer.std(), generator=trainer.generator
             )
             trainer.optimizer.zero_grad(set_to_none=True)
+            trainer.update = update  # the learning-rate schedule of this update
+            for group in trainer.optimizer.param_groups:
+                group["lr"] = trainer.lr()
             hybrid_loss(episode, config.entropy, config.classify_steps)[0].backward()
             grads.append([p.grad for p in trainer.agent.parameters()])
         for trainer in trainers:

@@ -181,7 +181,7 @@ def test_cli_train_eval_render_gam(mnist_dir, svhn_dir, tmp_path, capsys):
     assert config.agent == "gam" and len(agent.encoder) == 2 and config.env_kwargs["context_size"] == 14
     assert config.encoder_skip and agent.encoder_skip is not None
     main(["eval", str(out), "--split", "t10k-test", "--device", "cpu"])
-    assert "over 2000 images" in capsys.readouterr().out
+    assert "accuracy over 2000 images" in capsys.readouterr().out
     main(
         [
             "render",
