@@ -73,10 +73,7 @@ class Forward(nn.Module):
 
 def data_parallel(agent: nn.Module, device: torch.device) -> DistributedDataParallel:
     """``agent`` in DistributedDataParallel. Parameters a loss does not reach (the location head under a fixed
-    location policy) are found each step; buffers are not broadcast (every process builds the same ones)."""
+    location policy) are found each step."""
     return DistributedDataParallel(
-        Forward(agent),
-        device_ids=[device.index] if device.type == "cuda" else None,
-        find_unused_parameters=True,
-        broadcast_buffers=False,
+        Forward(agent), device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
     )
