@@ -18,7 +18,7 @@ from typing import Any
 
 import activevision
 from activevision.agents.recipe import RECIPES, recipe_options
-from activevision.agents.registry import agent_spec, algorithm_class
+from activevision.agents.registry import AGENTS, ALGORITHMS, agent_spec, algorithm_class
 from activevision.agents.rollout import CLASSIFY_STEPS, POLICIES
 from activevision.checks import check_field_types, check_settings, setting
 
@@ -70,18 +70,22 @@ class TrainConfig:
                 "not allowed: use dicts of settings"
             )
         self.agent_settings, self.algorithm_settings = dict(self.agent_settings), dict(self.algorithm_settings)
-        if options:  # settings given by name: each to the dict of the agent or algorithm that has it
-            agent, algorithm = self.settings_classes()
-            for name, value in options.items():
-                if name in _names(agent):
-                    self.agent_settings[name] = value
-                elif name in _names(algorithm):
-                    self.algorithm_settings[name] = value
-                else:
-                    raise ValueError(
-                        f"{name}={value!r} is not allowed for {self.agent}: its settings are "
-                        f"{sorted(_names(agent) | _names(algorithm))}, besides {sorted(_names(TrainConfig))}"
-                    )
+        for name, value in options.items():  # settings given by name: each to the dict of its owner
+            owner = self._owner(name)
+            if owner is None:
+                agent, algorithm = self.settings_classes()
+                raise ValueError(
+                    f"{name}={value!r} is not allowed for {self.agent}: its settings are "
+                    f"{sorted(_names(agent) | _names(algorithm))}, besides {sorted(_names(TrainConfig))}"
+                )
+            owner[name] = value
+
+    def _owner(self, name: str) -> dict[str, Any] | None:
+        """The dict that holds setting ``name``: the agent's or its algorithm's (None: neither has it)."""
+        agent, algorithm = self.settings_classes()
+        if name in _names(agent):
+            return self.agent_settings
+        return self.algorithm_settings if name in _names(algorithm) else None
 
     def __getattr__(self, name: str) -> Any:
         """A setting by name (``config.hidden``): the value given, or its settings dataclass's default."""
@@ -101,18 +105,14 @@ class TrainConfig:
         if name in _BASE or name.startswith("_"):
             object.__setattr__(self, name, value)
             return
-        agent, algorithm = self.settings_classes()
-        if name in _names(agent):
-            self.agent_settings[name] = value
-        elif name in _names(algorithm):
-            self.algorithm_settings[name] = value
-        else:
+        owner = self._owner(name)
+        if owner is None:
             raise AttributeError(f"{name!r} is neither a field of TrainConfig nor a setting of {self.agent}")
+        owner[name] = value
 
     # ------------------------------------------------------------------ what the agent is
     def settings_classes(self) -> tuple[type, type]:
         """The dataclasses of the agent's settings and of its algorithm's."""
-        check_field_types_of(self, ("agent",))
         spec = agent_spec(self.agent)
         return spec.settings, algorithm_class(spec.algorithm).Settings
 
@@ -228,17 +228,8 @@ def _names(cls: type) -> set[str]:
 
 def _every_setting() -> set[str]:
     """Every setting of every registered agent and algorithm (the keys of earlier flat config files)."""
-    from activevision.agents.registry import AGENTS, ALGORITHMS
-
     names = set().union(*(_names(spec.settings) for spec in AGENTS.values()))
     return names.union(*(_names(algorithm.Settings) for algorithm in ALGORITHMS.values()))
-
-
-def check_field_types_of(config: TrainConfig, names: tuple[str, ...]) -> None:
-    """The agent's name must be a string before the registry is asked for it."""
-    for name in names:
-        if not isinstance(getattr(config, name), str):
-            raise ValueError(f"{name}={getattr(config, name)!r} is not allowed: use a str")
 
 
 def _check_world_kwargs(name: str, value: Any, agent: str) -> None:

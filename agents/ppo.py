@@ -146,10 +146,9 @@ class PPO:
                 f"policy={config.policy!r} is not allowed for {config.agent}: PPO trains the learned policy (the "
                 "location baselines train with agent ram)"
             )
-        minibatches = config.algorithm_settings.get("minibatches", PPOSettings.minibatches)
-        if isinstance(minibatches, int) and config.batch < minibatches:
+        if config.batch < config.minibatches:  # validate checked both as integers first
             raise ValueError(
-                f"minibatches={minibatches} is not allowed with batch={config.batch}: use at most one minibatch "
+                f"minibatches={config.minibatches} is not allowed with batch={config.batch}: use at most one minibatch "
                 "per episode"
             )
 

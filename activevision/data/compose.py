@@ -6,6 +6,8 @@ Image ``i`` takes digit ``i mod len(base)`` of the base dataset and a position (
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from activevision.data.base import GeneratedDataset, ImageDataset
@@ -64,21 +66,30 @@ class TranslatedDataset(CanvasDataset):
     (``activevision.sources.CanvasSource``), so their cost does not depend on the canvas size.
     """
 
-    def layout(self) -> tuple[np.ndarray, np.ndarray]:
-        """Without painting any canvas: the base image of each canvas ``(N,)`` and its top-left ``(N, 2)`` as
-        ``(x, y)`` pixels."""
+    @functools.cached_property
+    def _layout(self) -> tuple[np.ndarray, np.ndarray]:
         ys, xs = zip(*(self._positions(*self._chunk_rng(chunk)) for chunk in range(len(self._done))))
         offsets = np.stack([np.concatenate(xs), np.concatenate(ys)], axis=1).astype(np.int64)
         return np.arange(self.length) % len(self.base), offsets
 
-    def canvas_of(self, index: int) -> np.ndarray:
-        """Canvas ``index`` painted on its own (for pictures of huge canvases, without filling its chunk)."""
-        digits, offsets = self.layout()
+    def layout(self) -> tuple[np.ndarray, np.ndarray]:
+        """Without painting any canvas: the base image of each canvas ``(N,)`` and its top-left ``(N, 2)`` as
+        ``(x, y)`` pixels (drawn once, then kept)."""
+        return self._layout
+
+    def painted(self, index: int) -> tuple[np.ndarray, int]:
+        """Canvas ``index`` painted on its own (without filling its chunk) and its label."""
+        digits, offsets = self._layout
+        digit, label = self.base.get(int(digits[index]))
         height, width, _ = self.base.shape
         image = np.zeros(self.shape, self.dtype)
         x, y = offsets[index]
-        image[y : y + height, x : x + width] = self.base.get(int(digits[index]))[0]
-        return image
+        image[y : y + height, x : x + width] = digit
+        return image, label
+
+    def canvas_of(self, index: int) -> np.ndarray:
+        """Canvas ``index`` painted on its own (for pictures of huge canvases, without filling its chunk)."""
+        return self.painted(index)[0]
 
 
 class ClutteredDataset(CanvasDataset):

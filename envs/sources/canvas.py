@@ -30,28 +30,19 @@ class CanvasSource(SourceBase):
     ) -> None:
         super().__init__(dataset, geometry, shift, device)
         self.sensor = NumpySensor(geometry.patch, geometry.scales, geometry.scale_factor)
-        self._which, self._offsets = dataset.layout()  # (N,) base image of each canvas, (N, 2) its (x, y)
         if device is not None:
+            which, offsets = dataset.layout()  # (N,) base image of each canvas, (N, 2) its (x, y)
             pieces, piece_labels = dataset.base.arrays()
             self.pieces = torch.as_tensor(pieces, device=device)
-            self._labels = torch.as_tensor(piece_labels[self._which], dtype=torch.long, device=device)
-            self._piece = torch.as_tensor(self._which, device=device)
-            self._offset = torch.as_tensor(self._offsets, device=device)
+            self._labels = torch.as_tensor(piece_labels[which], dtype=torch.long, device=device)
+            self._piece = torch.as_tensor(which, device=device)
+            self._offset = torch.as_tensor(offsets, device=device)
             self.batch_sensor = TorchSensor(geometry.patch, geometry.scales, geometry.scale_factor, device=device)
             self.prepared = integral_images(self.batch_sensor, self.pieces)
             self._weights: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def _canvas(self, index: int) -> tuple[np.ndarray, int]:
-        """Canvas ``index`` painted, and its label."""
-        piece, label = self.dataset.base.get(int(self._which[index]))
-        height, width, _ = piece.shape
-        canvas = np.zeros(self.dataset.shape, self.dataset.dtype)
-        x, y = self._offsets[index].tolist()
-        canvas[y : y + height, x : x + width] = piece
-        return canvas, label
-
     def view(self, index: int, shift: tuple[int, int]) -> MemoryView:
-        canvas, label = self._canvas(index)
+        canvas, label = self.dataset.painted(index)
         return MemoryView(translate(canvas, *shift) if shift != (0, 0) else canvas, label, self.sensor)
 
     def glimpses(self, loc: torch.Tensor, index: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -75,7 +66,7 @@ class CanvasSource(SourceBase):
         return torch.einsum("nsh,nhwc,ntw->ncst", rows, values, cols)
 
     def picture(self, index: int, shift: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, int]:
-        canvas = self._canvas(index)[0]
+        canvas = self.dataset.canvas_of(index)
         return (translate(canvas, *shift) if shift != (0, 0) else canvas), 1
 
     def memory_bytes(self) -> int:
