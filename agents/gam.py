@@ -106,7 +106,7 @@ class GAM(nn.Module):
         nn.init.zeros_(last.weight)  # every first mean at the centre; REINFORCE moves them from there
         nn.init.zeros_(last.bias)
         # Trained by REINFORCE alone, the decoder's output hardly depends on the image for thousands of updates
-        # (README, "Why the paper's location head lags"); the skip gives the location head the newest encoder token,
+        # (docs/research/gam-location-head.md); the skip gives the location head the newest encoder token,
         # which the classifier's loss keeps informative, through one linear map. Zero at first, as the MLP's last
         # layer: with PyTorch's default init the first means scattered over the image and GAM never left chance on
         # house numbers (classify loss 2.30 for 2,250 updates). It reads the token times ENCODER_SKIP_SCALE.

@@ -36,8 +36,6 @@ from activevision.agents.trainer import TrainConfig, Trainer, evaluate, make_age
 
 PAPER_TABLE_4 = {3: {"ram": 9088, "gam": 5248}, 6: {"ram": 6656, "gam": 3328}}  # images/s, RTX 3080
 WORLDS = {"GlimpseMNIST-v0": dict(train_speed.MNIST), "GlimpseHouseNumbers-v0": dict(size=20_000)}
-# RAM's settings that learn best on the t10k split (the learning benchmark's): GRU core, shift 2, cosine decay.
-RAM_RECIPE = dict(core="gru", lr=1e-3, lr_final=1e-4)
 
 
 class Report:
@@ -110,15 +108,14 @@ def time_to_accuracy(
     device: torch.device, target: float, budget: float, batch: int, chunk: int, out: Path
 ) -> tuple[float | None, float, int]:
     """(seconds of training until the t10k-test accuracy reached ``target``, or None; best accuracy; updates)."""
-    env_kwargs = {**train_speed.MNIST, "shift": 2}
-    config = TrainConfig(
-        env="GlimpseMNIST-v0",
-        env_kwargs=env_kwargs,
+    config = TrainConfig.from_recipe(  # RAM's recipe (its world options merged under these)
+        "ram",
+        "GlimpseMNIST-v0",
+        env_kwargs=dict(train_speed.MNIST),
         eval_split="t10k-test",
         batch=batch,
         steps=10**6,
         device=str(device),
-        **RAM_RECIPE,
     )
     trainer = Trainer(config, out)
     trained, best = 0.0, 0.0

@@ -1,238 +1,176 @@
 """Learning benchmark, protocol "t10k split": train on MNIST t10k's first 8,000 images, test on its last 2,000
-(translated and cluttered worlds built from those), and on the synthetic house numbers.
+(translated and cluttered worlds built from those), and on the synthetic house numbers (their 10,000 test images).
 
-One line per agent and world: test accuracy (mean location path, and the average of ``--mc`` sampled paths),
-wall time, updates and episodes, and the random-location baseline trained with the same networks and budget.
-Targets (RAM): >= 97.5 % GlimpseMNIST-v0, >= 96 % translated 60x60, >= 92 % cluttered 60x60 (each >= 10 points
-above the baseline), >= 95 % GlimpseHouseNumbers-v0; all within about 30 minutes on 2 CPU cores (``--scale``
-multiplies every budget; say so when you change it). ``--agents ram gam`` adds GAM (learned locations, the same
-worlds and updates) and its distance to RAM; target within 1 point. GAM's update costs about 3x RAM's on CPU
-(its conv glimpse and context networks): its four rows alone (``--agents gam``) take about 27 minutes.
+Every run starts from the agent's recipe (``TrainConfig.from_recipe``; ``--recipe paper`` for the papers' own
+settings) and is tested by the one protocol: the mean location path, one sampled path and ``--mc`` sampled paths
+averaged. One line per run, then the gaps: RAM over its random-location baseline (RAM's networks, locations drawn
+at random) and every other agent against RAM, per seed and, with several seeds, their mean and range.
 
-Runs go ``--jobs`` at a time (default 2: RAM and its baseline side by side, one core and one torch thread
-each, which on this 2-core VM finishes the pair in about the time one run takes with both cores: small batched
-ops gain little from a second thread). Each line's wall time is that run's own, under that sharing.
+Targets (seed 0, 3,000 updates of 128 episodes, mean path): RAM on ``GlimpseMNIST-v0`` >= 96.5 %, GAM on
+``GlimpseHouseNumbers-v0`` >= 97 %, the top-down agent >= 15 points above RAM on ``GlimpseClutteredMNIST100-v0``.
+Runs go ``--jobs`` at a time (default 2, one core and one torch thread each); each line's wall time is that run's
+own under that sharing. ``--scale`` multiplies every budget (say so when you change it); ``--set KEY=VALUE``
+overrides a recipe value in every run (for trying a change).
 
-    python benchmarks/learning.py [--worlds mnist translated cluttered house] [--agents ram gam] [--scale 1.0]
-                                  [--jobs 2] [--mc 10] [--no-gam-encoder-skip] [--seed 0 [1 ...]]
+    python benchmarks/learning.py [--worlds mnist translated cluttered cluttered100 house]
+                                  [--agents ram gam ppo-ram ppo-gam topdown] [--policies learned random]
+                                  [--recipe tuned] [--scale 1.0] [--jobs 2] [--mc 10] [--seed 0 [1 ...]]
+                                  [--set KEY=VALUE ...] [--only WORLD:AGENT:POLICY ...]
 
-Several seeds: every run once per seed (folders ``OUT/seedN/...``), a gap line per seed, then each gap's mean over
-the seeds and its range (one seed's gap moves by more than the 1-point target: README, "GAM").
+The recipes' targets in one run (about 21 minutes): ``--worlds mnist house cluttered100 --agents ram gam topdown
+--only mnist:ram:learned mnist:ram:random house:gam:learned cluttered100:ram:learned cluttered100:topdown:learned``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from activevision.agents.trainer import TrainConfig, Trainer, evaluate
+from activevision.agents import AGENTS, TrainConfig, Trainer
+from activevision.agents.evaluation import protocol
+from activevision.agents.recipe import RECIPES
 
 MNIST_DIR = str(Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist")
-# 8,000 training digits overfit within minutes: training worlds move each episode's image by up to 2 pixels
-# (the worlds' ``shift`` augmentation); tests always read the images as they are.
-T10K = dict(data_dir=MNIST_DIR, split="t10k-train", download=False, shift=2)
-# A GRU core: with the paper's ReLU RNN the state grows along the episode and pushes the location head's tanh
-# into saturation late in an episode (3,000 updates: translated RNN 90.15 % -> GRU 96.1 %, house numbers
-# 88.2 % -> 98.3 %; MNIST, 6,000 updates: 96.75 % -> 96.8 %, with --mc 10 97.6 % -> 98.4 %).
-OPTIMISER = dict(lr=1e-3, lr_final=1e-4, core="gru")
-# Cluttered: 6 canvases per digit (each its own place and distractors; the paper draws clutter afresh for every
-# episode): with one canvas per digit RAM fits the clutter of its 8,000 canvases instead of learning to find
-# the digit (3,000 updates, --mc 10: 90.75 % -> 92.85 %). The test stays one canvas per test digit (2,000).
-CLUTTER = dict(T10K, size=48_000)
-WORLDS = {  # name: (env id, env kwargs, eval split, updates at scale 1, extra config)
-    "mnist": ("GlimpseMNIST-v0", T10K, "t10k-test", 6000, OPTIMISER),
-    "translated": ("GlimpseTranslatedMNIST-v0", T10K, "t10k-test", 3000, OPTIMISER),
-    "cluttered": (
-        "GlimpseClutteredMNIST-v0",
-        CLUTTER,
-        "t10k-test",
-        3000,
-        dict(OPTIMISER, eval_env_kwargs={"size": None}),
-    ),
-    "house": ("GlimpseHouseNumbers-v0", dict(size=60_000, shift=2), "test", 3000, OPTIMISER),
+T10K = dict(data_dir=MNIST_DIR, split="t10k-train", download=False)  # the recipes add each world's own options
+WORLDS = {  # name: (env id, world options, test split, updates at scale 1)
+    "mnist": ("GlimpseMNIST-v0", T10K, "t10k-test", 3000),
+    "translated": ("GlimpseTranslatedMNIST-v0", T10K, "t10k-test", 3000),
+    "cluttered": ("GlimpseClutteredMNIST-v0", T10K, "t10k-test", 3000),
+    "cluttered100": ("GlimpseClutteredMNIST100-v0", T10K, "t10k-test", 3000),
+    "house": ("GlimpseHouseNumbers-v0", {}, "test", 3000),
 }
-# GAM: its paper's model (width 64, one encoder and one decoder layer, context 12x12) with RAM's schedule here:
-# the paper's lr 1e-4 is for far longer training (after 500 MNIST updates: 1e-4 -> 72 %, 1e-3 -> 82 %, 2e-3 -> 75 %),
-# plus linear warmup, as transformers usually get: without it, on house numbers (20,000 training images, 600
-# updates at 1e-3) GAM stayed at chance (10.4 %); with 200 updates of it, 46.1 % (3e-4 without warmup: 28.1 %).
-# 500 updates, not 200: with 200 the classify path's slow start depended on the seed (house numbers after 750
-# updates: seed 0 82.4 %, seed 1 39.1 %, which ended at 92.47 % against RAM's 98.04 %); with 500, seed 1 76.35 %
-# after 750 updates and 98.39 % at the end (cluttered: 46.0 -> 67.3 % after 750, 78.8 -> 90.7 % at the end).
-# Two more changes from the paper, measured on the translated world (3,000 updates, mean path / --mc 10; before:
-# 82.95 / 93.75 %): cross-entropy on the scores after every glimpse (``classify_steps="all"``; the reward stays the
-# last answer's): every encoder token is taught to gather what the glimpses so far showed, where with the last
-# scores alone the encoder learns late to attend back to the glimpse that showed the digit (800 updates: 44.65 ->
-# 55.8 %; 3,000: 89.5 / 95.45 %); and width 128 (91.95 / 95.85 %; 256: 91.4 / 95.35 % at 1.8x the time).
-# Last, the location head also reads the newest encoder token (``encoder_skip``): with the decoder output alone the
-# means barely move (the glimpses cover 7 % of the canvas, RAM's 18 %) and the mean path is worse than a sampled one
-# (91.95 against 94.7 % at std 0.17); with the skip (the token times 0.3: agents/gam.py ENCODER_SKIP_SCALE), seed
-# 0 and 200 updates of warmup, mean path: MNIST 96.85 %, translated 95.9 %, cluttered 90.25 %, house numbers
-# 98.42 % (without the skip: 94.3, 91.95, 82.8, 95.84 %; unscaled: 97.15, 95.05, 90.95, 92.17 %, its term driving
-# the house-number means to the edges).
-# README, "GAM".
-GAM = dict(lr=1e-3, lr_final=1e-4, warmup=500, classify_steps="all", hidden=128, encoder_skip=True)
+COST = {"gam": 3, "ppo-ram": 6, "ppo-gam": 12, "topdown": 3}  # a run's time against RAM's: longest go first
 
 
 def run(
-    name: str,
-    agent: str,
-    policy: str,
-    scale: float,
-    mc: int,
-    device: str,
-    seed: int,
-    out: str,
-    encoder_skip: bool = GAM["encoder_skip"],
-) -> tuple[float, float | None]:
-    """Train and test one agent on one world; print its line; return its mean-path accuracy and its accuracy
-    with ``mc`` sampled paths (None when ``mc`` is 1)."""
-    env_id, kwargs, split, updates, extra = WORLDS[name]
-    folder = f"{out}/{name}-{agent}-{policy}"
-    if agent == "gam":
-        extra = {key: value for key, value in extra.items() if key not in ("core", "lr", "lr_final")} | GAM
-        extra["encoder_skip"] = encoder_skip
-        folder += "" if encoder_skip else "-no-skip"
-    steps = max(1, int(updates * scale))
-    config = TrainConfig(
-        agent=agent,
-        env=env_id,
-        env_kwargs=dict(kwargs),
+    world: str, agent: str, policy: str, seed: int, args: argparse.Namespace, overrides: dict[str, Any]
+) -> dict[str, float]:
+    """Train and test one agent on one world from its recipe; print its line; return the protocol's figures."""
+    env_id, options, split, updates = WORLDS[world]
+    steps = max(1, int(updates * args.scale))
+    config = TrainConfig.from_recipe(
+        agent,
+        env_id,
+        recipe=args.recipe,
+        env_kwargs=dict(options),
         eval_split=split,
         policy=policy,
         steps=steps,
         batch=128,
         seed=seed,
-        device=device,
+        device=args.device,
         eval_every=max(steps // 4, 1),
         checkpoint_every=steps,
-        **extra,
+        **overrides,
     )
+    folder = Path(args.out) / f"seed{seed}" / f"{world}-{agent}-{policy}"
     start = time.perf_counter()
     trainer = Trainer(config, folder)
     trainer.run(progress=False)
-    result = evaluate(trainer.agent, config, trainer.device, split=split)
+    result = protocol(trainer.agent, trainer.config, trainer.device, split=split, mc=args.mc)
     wall = time.perf_counter() - start
-    sampled, mc_accuracy = "", None
-    if mc > 1:
-        mc_accuracy = evaluate(trainer.agent, config, trainer.device, split=split, mc=mc)["accuracy"]
-        sampled = f"test_accuracy_mc{mc}={mc_accuracy:.4f} "
-    model = (
-        f"agent=ram core={config.core}"
-        if agent == "ram"
-        else f"agent=gam hidden={config.hidden} encoder_skip={config.encoder_skip}"
-    )
+    changed = "".join(f" {key}={json.dumps(value)}" for key, value in overrides.items())
     print(
-        f"learning world={env_id} {model} policy={policy} "
-        f"test_accuracy={result['accuracy']:.4f} {sampled}pixels_seen={result['pixels_seen']:.3f} "
-        f"test_images={result['images']} updates={steps} episodes={steps * 128} seed={seed} wall_s={wall:.0f}",
+        f"learning world={env_id} agent={agent} recipe={args.recipe}{changed} policy={policy} "
+        f"mean_path={result['mean_path']:.4f} sampled={result['sampled']:.4f} mc{args.mc}={result['mc_paths']:.4f} "
+        f"pixels_seen={result['pixels_seen']:.3f} test_images={result['images']} updates={steps} "
+        f"episodes={steps * 128} seed={seed} wall_s={wall:.0f}",
         flush=True,
     )
-    return result["accuracy"], mc_accuracy
+    return result
+
+
+def print_gaps(label: str, env_id: str, pairs: list[tuple[int, dict, dict]], mc: int) -> None:
+    """``first - second`` in points for each seed (three figures), then their mean and range over the seeds."""
+    keys = ("mean_path", "sampled", "mc_paths")
+    gaps = []
+    for seed, first, second in pairs:
+        gap = [100 * (first[key] - second[key]) for key in keys]
+        gaps.append(gap)
+        print(
+            f"learning world={env_id} seed={seed} {label}={gap[0]:+.2f} points (mean path; sampled {gap[1]:+.2f}, "
+            f"mc{mc} {gap[2]:+.2f})",
+            flush=True,
+        )
+    if len(gaps) > 1:
+        paths = [gap[0] for gap in gaps]
+        print(
+            f"learning world={env_id} seeds={len(gaps)} {label}_mean={statistics.mean(paths):+.2f} points (mean path; "
+            f"per seed {min(paths):+.2f} to {max(paths):+.2f}; sampled {statistics.mean(g[1] for g in gaps):+.2f}, "
+            f"mc{mc} {statistics.mean(g[2] for g in gaps):+.2f})",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worlds", nargs="+", default=list(WORLDS), choices=list(WORLDS))
-    parser.add_argument("--scale", type=float, default=1.0, help="multiplies every update budget")
+    parser.add_argument("--worlds", nargs="+", default=["mnist", "house"], choices=list(WORLDS))
+    parser.add_argument("--agents", nargs="+", default=["ram"], choices=sorted(AGENTS))
     parser.add_argument(
         "--policies",
         nargs="+",
         default=["learned", "random"],
         choices=["learned", "random"],
-        help="RAM's learned locations and/or the random-location baseline",
+        help="learned locations and/or RAM's random-location baseline",
     )
-    parser.add_argument(
-        "--agents",
-        nargs="+",
-        default=["ram"],
-        choices=["ram", "gam"],
-        help="gam: also GAM with learned locations (the baseline rows stay RAM's)",
-    )
-    parser.add_argument(
-        "--gam-encoder-skip",
-        action=argparse.BooleanOptionalAction,
-        default=GAM["encoder_skip"],
-        help="GAM's location head also reads the newest encoder token (--no-gam-encoder-skip: the "
-        "paper's head, the decoder output alone)",
-    )
-    parser.add_argument(
-        "--mc",
-        type=int,
-        default=10,
-        help="also test with M sampled location paths averaged (Monte Carlo); 1: mean path only",
-    )
+    parser.add_argument("--recipe", default="tuned", choices=RECIPES)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies every update budget")
+    parser.add_argument("--mc", type=int, default=10, help="sampled location paths averaged (the third figure)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, the cores shared among them")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, nargs="+", default=[0])
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override a recipe value (JSON)")
     parser.add_argument(
-        "--seed",
-        type=int,
-        nargs="+",
-        default=[0],
-        help="one or more seeds; with several, each world's gaps are also averaged over them",
+        "--only", nargs="*", default=[], metavar="WORLD:AGENT:POLICY", help="of the runs chosen, only these"
     )
     parser.add_argument("--out", default="runs/learning")
     args = parser.parse_args()
-    if args.jobs < 1:
-        raise SystemExit(f"--jobs {args.jobs} is not allowed: use 1 or more")
+    if args.jobs < 1 or args.scale <= 0 or args.mc < 1:
+        raise SystemExit(f"--jobs {args.jobs} / --scale {args.scale} / --mc {args.mc}: use jobs, mc >= 1, scale > 0")
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r} is not allowed: use KEY=VALUE (VALUE as JSON, or a plain string)")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
     seeds = list(dict.fromkeys(args.seed))
+    runs = [(world, agent, "learned") for world in args.worlds for agent in args.agents if "learned" in args.policies]
+    runs += [(world, "ram", "random") for world in args.worlds if "random" in args.policies]
+    if args.only:
+        runs = [item for item in runs if ":".join(item) in args.only]
+    runs = sorted(((*item, seed) for seed in seeds for item in runs), key=lambda item: -COST.get(item[1], 1))
     start = time.perf_counter()
-    runs = [(name, "ram", policy) for name in args.worlds for policy in args.policies if "ram" in args.agents]
-    runs += [(name, "gam", "learned") for name in args.worlds if "gam" in args.agents]
-    runs = [(*item, seed) for seed in seeds for item in runs]
-    runs.sort(key=lambda item: -WORLDS[item[0]][3] * (3 if item[1] == "gam" else 1))  # longest first
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         args.jobs, mp_context=spawn, initializer=torch.set_num_threads, initargs=(threads,)
     ) as pool:
-        futures = {
-            item: pool.submit(
-                run,
-                *item[:3],
-                args.scale,
-                args.mc,
-                args.device,
-                item[3],
-                args.out if len(seeds) == 1 else f"{args.out}/seed{item[3]}",
-                args.gam_encoder_skip,
-            )
-            for item in runs
-        }
+        futures = {item: pool.submit(run, *item, args, overrides) for item in runs}
         results = {item: future.result() for item, future in futures.items()}
-    for name in args.worlds:
-        for other, label, sign in (
-            (("ram", "random"), "gap_ram_minus_random", -1),
-            (("gam", "learned"), "gap_gam_minus_ram", 1),
-        ):
-            gaps = []  # (mean path, sampled paths or None) per seed with both runs, in points
-            for seed in seeds:
-                ram, them = results.get((name, "ram", "learned", seed)), results.get((name, *other, seed))
-                if ram is None or them is None:
-                    continue
-                path = sign * 100 * (them[0] - ram[0])
-                sampled = None if ram[1] is None else sign * 100 * (them[1] - ram[1])
-                gaps.append((path, sampled))
-                extra = "" if sampled is None else f" {sampled:+.2f} (mc{args.mc})"
-                print(
-                    f"learning world={WORLDS[name][0]} seed={seed} {label}={path:+.2f} points (mean paths){extra}",
-                    flush=True,
-                )
-            if len(gaps) > 1:
-                paths = [path for path, _ in gaps]
-                sampled_gaps = [value for _, value in gaps if value is not None]
-                extra = f", mc{args.mc} {statistics.mean(sampled_gaps):+.2f}" if sampled_gaps else ""
-                print(
-                    f"learning world={WORLDS[name][0]} seeds={len(gaps)} {label}_mean={statistics.mean(paths):+.2f} "
-                    f"points (mean paths; per seed {min(paths):+.2f} to {max(paths):+.2f}{extra})",
-                    flush=True,
-                )
+    for world in args.worlds:
+        env_id = WORLDS[world][0]
+        for agent, policy in [("ram", "random")] + [(agent, "learned") for agent in args.agents if agent != "ram"]:
+            pairs = [
+                (seed, results[(world, "ram", "learned", seed)], results[(world, agent, policy, seed)])
+                for seed in seeds
+                if (world, "ram", "learned", seed) in results and (world, agent, policy, seed) in results
+            ]
+            if policy == "random":
+                print_gaps("gap_ram_minus_random", env_id, pairs, args.mc)
+            else:
+                print_gaps(f"gap_{agent}_minus_ram", env_id, [(s, them, ram) for s, ram, them in pairs], args.mc)
     print(
         f"learning total_wall_s={time.perf_counter() - start:.0f} jobs={args.jobs} threads_per_job={threads}",
         flush=True,

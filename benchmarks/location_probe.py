@@ -6,7 +6,7 @@ image) and, for the input of the location head (RAM's state; GAM's decoder outpu
 share of its norm (1: all image, 0: none). For GAM also the norm and image share of each part its first decoder
 layer sums at the first step after a glimpse (query, self-attention, cross-attention, feed-forward), and with
 ``encoder_skip`` the two terms the location head adds before its tanh (the location MLP's output and the skip's
-map of the newest encoder token): the figures behind README's "Why the paper's location head lags".
+map of the newest encoder token): the figures behind docs/research/gam-location-head.md.
 
     python benchmarks/location_probe.py runs/learning/translated-gam-learned [more run folders] [--images 500]
 """

@@ -1,6 +1,7 @@
 """PPO-RAM against RAM-REINFORCE at the same number of env steps: test accuracy vs env steps, as CSV and PNG.
 
-Same networks (RAM, GRU core), same world and batch (128 episodes per update: the same env steps per update);
+Each from its recipe (RAM's networks, GRU core), same world and batch (128 episodes per update: the same env
+steps per update);
 protocol "t10k split" (train on MNIST t10k's first 8,000 images, test on its last 2,000). The two runs go side by
 side, one core each. Writes ``curve.csv`` (algorithm, update, env_steps, test accuracy) and ``curve.png`` into
 ``--out``; prints one line: both final accuracies and the mean accuracy over the curve's points (its area).
@@ -22,33 +23,28 @@ from learning import T10K  # the t10k protocol's training world
 
 from activevision.agents.trainer import TrainConfig, Trainer
 
-WORLDS = {  # name: (env id, training world, test split, test world options)
-    "mnist": ("GlimpseMNIST-v0", T10K, "t10k-test", {}),
-    "house": ("GlimpseHouseNumbers-v0", dict(size=60_000, shift=2), "test", {}),
+WORLDS = {  # name: (env id, world options over the recipe's, test split)
+    "mnist": ("GlimpseMNIST-v0", T10K, "t10k-test"),
+    "house": ("GlimpseHouseNumbers-v0", {}, "test"),
 }
-SETTINGS = {
-    "reinforce": dict(agent="ram", lr=1e-3, lr_final=1e-4),
-    "ppo": dict(agent="ppo-ram", lr=3e-4, lr_final=1e-4),
-}
+AGENTS = {"reinforce": "ram", "ppo": "ppo-ram"}  # each from its recipe for the world
 
 
 def train(algorithm: str, world: str, updates: int, points: int, seed: int, out: str) -> tuple[str, list, float]:
     """One run with ``points`` evaluations on 2,000 test images; returns its evaluations and wall time."""
-    env_id, kwargs, split, test_kwargs = WORLDS[world]
-    config = TrainConfig(
-        env=env_id,
+    env_id, kwargs, split = WORLDS[world]
+    config = TrainConfig.from_recipe(
+        AGENTS[algorithm],
+        env_id,
         env_kwargs=dict(kwargs),
         eval_split=split,
-        eval_env_kwargs=dict(test_kwargs),
         steps=updates,
         batch=128,
         seed=seed,
         device="cpu",
-        core="gru",
         eval_batch=2000,
         eval_every=max(updates // points, 1),
         checkpoint_every=updates,
-        **SETTINGS[algorithm],
     )
     start = time.perf_counter()
     evals = Trainer(config, f"{out}/{algorithm}").run(progress=False)
@@ -69,7 +65,7 @@ def main() -> None:
     with ProcessPoolExecutor(2, mp_context=spawn, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         futures = [
             pool.submit(train, algorithm, args.world, args.updates, args.points, args.seed, str(args.out))
-            for algorithm in SETTINGS
+            for algorithm in AGENTS
         ]
         runs = {algorithm: (evals, wall) for algorithm, evals, wall in (f.result() for f in futures)}
     args.out.mkdir(parents=True, exist_ok=True)

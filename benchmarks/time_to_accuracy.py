@@ -6,7 +6,8 @@ RAM runs with its default recipe (``TrainConfig.from_recipe("ram", "GlimpseMNIST
 is the one ``train_speed.py`` times (its layout: a Python-loop retina, a ReLU core, ``torch.distributions``
 locations, Adam 1e-3, random first location). Both are tested every ``--every`` updates on all 2,000 test digits
 with the mean location path; the clock counts training only. One line per test, then one line per model and
-target: the seconds and images it took to first reach 95, 97 and 98 % (or "not reached").
+target: the seconds and images it took to first reach 95, 97 and 98 % (or "not reached"); last, RAM's three
+accuracies of the evaluation protocol at the end (mean path, one sampled path, 10 paths averaged).
 
     python benchmarks/time_to_accuracy.py [--updates 3000] [--every 250] [--batch 128] [--seed 0]
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from activevision.agents import TrainConfig, Trainer, evaluate
+from activevision.agents import TrainConfig, Trainer, evaluate, protocol
 from activevision.data.mnist import MNIST as MNISTData
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -83,8 +84,9 @@ def reference_accuracy(model: ReferenceStyleRAM, images: torch.Tensor, labels: t
     return float((model.classifier(h).argmax(1) == labels).float().mean())
 
 
-def ram_run(updates: int, every: int, batch: int, seed: int) -> list[tuple[int, float, float]]:
-    """(updates, training seconds, test accuracy) of RAM with its recipe, tested every ``every`` updates."""
+def ram_run(updates: int, every: int, batch: int, seed: int) -> tuple[list[tuple[int, float, float]], dict]:
+    """(updates, training seconds, test accuracy) of RAM with its recipe, tested every ``every`` updates; and the
+    three accuracies of the evaluation protocol at the end."""
     world = dict(data_dir=str(DATA), split="t10k-train", download=False)
     config = TrainConfig.from_recipe(
         "ram",
@@ -105,7 +107,7 @@ def ram_run(updates: int, every: int, batch: int, seed: int) -> list[tuple[int, 
         if trainer.update % every == 0:
             accuracy = evaluate(trainer.agent, trainer.config, trainer.device, split="t10k-test")["accuracy"]
             results.append((trainer.update, seconds, accuracy))
-    return results
+    return results, protocol(trainer.agent, trainer.config, trainer.device, split="t10k-test")
 
 
 def main() -> None:
@@ -115,10 +117,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    runs = {
-        "ram-recipe": ram_run(args.updates, args.every, args.batch, args.seed),
-        "reference-style": reference_run(args.updates, args.every, args.batch, args.seed),
-    }
+    ram, final = ram_run(args.updates, args.every, args.batch, args.seed)
+    runs = {"ram-recipe": ram, "reference-style": reference_run(args.updates, args.every, args.batch, args.seed)}
     for name, results in runs.items():
         for update, seconds, accuracy in results:
             print(
@@ -131,6 +131,11 @@ def main() -> None:
             first = next(((u, s) for u, s, a in results if a >= target), None)
             reached = f"train_s={first[1]:.1f} images={first[0] * args.batch}" if first else "not reached"
             print(f"time_to_accuracy model={name} target={target:.2f} {reached}", flush=True)
+    print(
+        f"time_to_accuracy model=ram-recipe updates={args.updates} mean_path={final['mean_path']:.4f} "
+        f"sampled={final['sampled']:.4f} mc{final['mc']}={final['mc_paths']:.4f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

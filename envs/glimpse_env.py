@@ -1,7 +1,7 @@
 """``GlimpseEnv``: an image as a partially observable world that the agent sees through foveated glimpses.
 
 Each episode draws one image. The agent sees only glimpses (a few square patches around a location, each
-coarser than the last), picks where to look next, and says what the image shows. See the README for the full
+coarser than the last), picks where to look next, and says what the image shows. See docs/spec.md for the full
 observation / action / reward specification.
 """
 
@@ -172,7 +172,7 @@ class GlimpseEnv(gym.Env):
         reward = float(rules.discrete_reward(answered, prediction == self._label, glimpsed, self.world.glimpse_cost))
         if not done:
             return self._observation(), reward, False, False, {}
-        # An answer, or a glimpse asked for with the budget spent: the episode is over (terminated, see README).
+        # An answer, or a glimpse asked for with the budget spent: the episode is over (terminated, see docs/spec.md).
         return self._observation(repeat=True), reward, True, False, self._final_info(prediction)
 
     # ------------------------------------------------------------------ pieces

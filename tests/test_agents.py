@@ -285,8 +285,8 @@ def test_render_writes_a_grid_and_a_gif(config, tmp_path, capsys):
         )
 
 
-def test_demo_end_to_end(tmp_path, capsys):
-    main(["demo", "--out", str(tmp_path / "demo"), "--steps", "2", "--quiet"])
+def test_demo_end_to_end(tmp_path, capsys, mnist_dir):
+    main(["demo", "--data-dir", str(mnist_dir), "--out", str(tmp_path / "demo"), "--steps", "2", "--quiet"])
     out = capsys.readouterr().out
     assert "RAM (learned glimpse locations): accuracy" in out and "random-location baseline" in out
     assert (tmp_path / "demo" / "glimpses.png").is_file() and (tmp_path / "demo" / "world.png").is_file()

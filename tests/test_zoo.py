@@ -47,7 +47,8 @@ def test_every_zoo_file_covers_every_world_in_the_right_mode(algo):
 
 
 def test_rl_zoo3_trains_and_enjoys_ppo_on_mnist(tmp_path, data_root):
-    """The README's command, with env kwargs from the command line (they replace the file's: name the mode too)."""
+    """The documented command (docs/integrations.md), with env kwargs from the command line (they replace the
+    file's: name the mode too)."""
     world = ["action_mode:'discrete'", "split:'t10k-train'", "download:False"]
     run = _zoo(
         "train",
