@@ -48,6 +48,8 @@ WORLDS = {  # name: (env id, world options, test split, updates at scale 1)
     "cluttered100": ("GlimpseClutteredMNIST100-v0", T10K, "t10k-test", 3000),
     "house": ("GlimpseHouseNumbers-v0", {}, "test", 3000),
 }
+# Config values every run gets from the benchmark (its protocol), so ``--set`` may not change them.
+SET_BY_BENCHMARK = {"env_kwargs", "eval_split", "policy", "steps", "batch", "seed", "device", "eval_every"}
 COST = {"gam": 3, "ppo-ram": 6, "ppo-gam": 12, "topdown": 3}  # a run's time against RAM's: longest go first
 
 
@@ -141,6 +143,8 @@ def main() -> None:
         key, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"--set {item!r} is not allowed: use KEY=VALUE (VALUE as JSON, or a plain string)")
+        if key in SET_BY_BENCHMARK:
+            raise SystemExit(f"--set {key}=... is not allowed: the benchmark sets {sorted(SET_BY_BENCHMARK)} itself")
         try:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
