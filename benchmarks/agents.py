@@ -22,23 +22,17 @@ Target: every family above its own random-location baseline on every world, two 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import os
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import gymnasium as gym
-import torch
-from learning import T10K  # the t10k protocol's data; the recipes add each world's own options
+from learning import BATCH, T10K, train_and_test, workers  # the t10k protocol's data and its one kind of run
+from learning import COST as OUR_COST
 
 import activevision  # noqa: F401  (registers the ids)
-from activevision.agents import TrainConfig, Trainer
-from activevision.agents.evaluation import protocol
 from activevision.envs.presets import PRESETS
 
 TEST_IMAGES = 2000
-BATCH = 128
 # name: (env id, world options over the recipe's, test split, updates at scale 1)
 WORLDS = {
     "mnist": ("GlimpseMNIST-v0", T10K, "t10k-test", 500),
@@ -59,28 +53,16 @@ SB3 = ("dqn", "sb3-ppo")
 # The random-location baseline of each family: its own networks with random locations (PPO trains only learned
 # policies: its baseline is its core's, trained by REINFORCE's classifier loss).
 BASELINE = {"ppo-ram": "ram", "ppo-gam": "gam"}
-COST = {"gam": 3, "ppo-ram": 6, "ppo-gam": 12, "topdown": 3, "dqn": 3, "sb3-ppo": 2}  # against RAM: longest first
+COST = {**OUR_COST, "dqn": 3, "sb3-ppo": 2}  # a run's time against RAM's: longest go first
 
 
 def ours(world: str, agent: str, policy: str, updates: int, seed: int, mc: int, out: str) -> dict:
     """Train and test one of our agents from its recipe."""
     env_id, options, split, _ = WORLDS[world]
-    config = TrainConfig.from_recipe(
-        agent,
-        env_id,
-        env_kwargs=dict(options),
-        eval_split=split,
-        policy=policy,
-        steps=updates,
-        batch=BATCH,
-        seed=seed,
-        device="cpu",
-        eval_every=updates,
-        checkpoint_every=updates,
+    folder = f"{out}/seed{seed}/{world}-{agent}-{policy}"
+    result, trainer = train_and_test(
+        agent, env_id, options, split, policy, updates, seed, folder, device="cpu", mc=mc, limit=TEST_IMAGES, evals=1
     )
-    trainer = Trainer(config, f"{out}/seed{seed}/{world}-{agent}-{policy}")
-    trainer.run(progress=False)
-    result = protocol(trainer.agent, trainer.config, trainer.device, split=split, mc=mc, limit=TEST_IMAGES)
     return dict(result, glimpses=float(trainer.envs.world.n_glimpses), env_steps=trainer.env_steps())
 
 
@@ -174,11 +156,8 @@ def main() -> None:
     runs += [(world, agent, "random", seed) for world in args.worlds for agent in baselines for seed in seeds]
     runs.sort(key=lambda item: -COST.get(item[1], 1) * (3 if item[0] == "cluttered100" else 1))
     start = time.perf_counter()
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        args.jobs, mp_context=spawn, initializer=torch.set_num_threads, initargs=(threads,)
-    ) as pool:
+    pool, threads = workers(args.jobs)
+    with pool:
         futures = {item: pool.submit(run, *item, args.scale, args.mc, args.out) for item in runs}
         results = {item: future.result() for item, future in futures.items()}
     print(f"\nMean path, mean over seeds {seeds} (range); learned / random locations, same networks and env steps:\n")

@@ -41,6 +41,7 @@ from activevision.agents.recipe import RECIPES
 
 MNIST_DIR = str(Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist")
 T10K = dict(data_dir=MNIST_DIR, split="t10k-train", download=False)  # the recipes add each world's own options
+BATCH = 128  # episodes per update
 WORLDS = {  # name: (env id, world options, test split, updates at scale 1)
     "mnist": ("GlimpseMNIST-v0", T10K, "t10k-test", 3000),
     "translated": ("GlimpseTranslatedMNIST-v0", T10K, "t10k-test", 3000),
@@ -53,39 +54,82 @@ SET_BY_BENCHMARK = {"env_kwargs", "eval_split", "policy", "steps", "batch", "see
 COST = {"gam": 3, "ppo-ram": 6, "ppo-gam": 12, "topdown": 3}  # a run's time against RAM's: longest go first
 
 
+def train_and_test(
+    agent: str,
+    env_id: str,
+    options: dict[str, Any],
+    split: str,
+    policy: str,
+    steps: int,
+    seed: int,
+    folder: str | Path,
+    *,
+    recipe: str = "tuned",
+    device: str = "auto",
+    mc: int = 10,
+    limit: int | None = None,
+    evals: int = 4,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[dict[str, float], Trainer]:
+    """One benchmark run (this one and agents.py): ``agent`` from its recipe on ``env_id`` (``options`` over the
+    recipe's world options), ``steps`` updates of ``BATCH`` episodes with ``evals`` evaluations along the way, then
+    the protocol's three accuracies on ``split`` (its first ``limit`` images if given); and the trainer."""
+    config = TrainConfig.from_recipe(
+        agent,
+        env_id,
+        recipe=recipe,
+        env_kwargs=dict(options),
+        eval_split=split,
+        policy=policy,
+        steps=steps,
+        batch=BATCH,
+        seed=seed,
+        device=device,
+        eval_every=max(steps // evals, 1),
+        checkpoint_every=steps,
+        **(overrides or {}),
+    )
+    trainer = Trainer(config, folder)
+    trainer.run(progress=False)
+    return protocol(trainer.agent, trainer.config, trainer.device, split=split, mc=mc, limit=limit), trainer
+
+
+def workers(jobs: int) -> tuple[ProcessPoolExecutor, int]:
+    """``jobs`` worker processes sharing the cores (each with its share of torch threads), and that share."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    spawn = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(jobs, mp_context=spawn, initializer=torch.set_num_threads, initargs=(threads,)), threads
+
+
 def run(
     world: str, agent: str, policy: str, seed: int, args: argparse.Namespace, overrides: dict[str, Any]
 ) -> dict[str, float]:
     """Train and test one agent on one world from its recipe; print its line; return the protocol's figures."""
     env_id, options, split, updates = WORLDS[world]
     steps = max(1, int(updates * args.scale))
-    config = TrainConfig.from_recipe(
-        agent,
-        env_id,
-        recipe=args.recipe,
-        env_kwargs=dict(options),
-        eval_split=split,
-        policy=policy,
-        steps=steps,
-        batch=128,
-        seed=seed,
-        device=args.device,
-        eval_every=max(steps // 4, 1),
-        checkpoint_every=steps,
-        **overrides,
-    )
     folder = Path(args.out) / f"seed{seed}" / f"{world}-{agent}-{policy}"
     start = time.perf_counter()
-    trainer = Trainer(config, folder)
-    trainer.run(progress=False)
-    result = protocol(trainer.agent, trainer.config, trainer.device, split=split, mc=args.mc)
+    result, _ = train_and_test(
+        agent,
+        env_id,
+        options,
+        split,
+        policy,
+        steps,
+        seed,
+        folder,
+        recipe=args.recipe,
+        device=args.device,
+        mc=args.mc,
+        overrides=overrides,
+    )
     wall = time.perf_counter() - start
     changed = "".join(f" {key}={json.dumps(value)}" for key, value in overrides.items())
     print(
         f"learning world={env_id} agent={agent} recipe={args.recipe}{changed} policy={policy} "
         f"mean_path={result['mean_path']:.4f} sampled={result['sampled']:.4f} mc{args.mc}={result['mc_paths']:.4f} "
         f"pixels_seen={result['pixels_seen']:.3f} test_images={result['images']} updates={steps} "
-        f"episodes={steps * 128} seed={seed} wall_s={wall:.0f}",
+        f"episodes={steps * BATCH} seed={seed} wall_s={wall:.0f}",
         flush=True,
     )
     return result
@@ -156,11 +200,8 @@ def main() -> None:
         runs = [item for item in runs if ":".join(item) in args.only]
     runs = sorted(((*item, seed) for seed in seeds for item in runs), key=lambda item: -COST.get(item[1], 1))
     start = time.perf_counter()
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        args.jobs, mp_context=spawn, initializer=torch.set_num_threads, initargs=(threads,)
-    ) as pool:
+    pool, threads = workers(args.jobs)
+    with pool:
         futures = {item: pool.submit(run, *item, args, overrides) for item in runs}
         results = {item: future.result() for item, future in futures.items()}
     for world in args.worlds:

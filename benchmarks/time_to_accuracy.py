@@ -26,9 +26,9 @@ from activevision.agents import TrainConfig, Trainer, evaluate, protocol
 from activevision.data.mnist import MNIST as MNISTData
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from learning import MNIST_DIR, T10K  # noqa: E402  (the t10k protocol's data)
 from train_speed import ReferenceStyleRAM  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist"
 TARGETS = (0.95, 0.97, 0.98)
 
 
@@ -37,7 +37,7 @@ def reference_run(updates: int, every: int, batch: int, seed: int) -> list[tuple
     torch.manual_seed(seed)
 
     def tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        images, labels = MNISTData(split, data_dir=DATA, download=False).arrays()
+        images, labels = MNISTData(split, data_dir=MNIST_DIR, download=False).arrays()
         return torch.as_tensor(images).permute(0, 3, 1, 2).float() / 255.0, torch.as_tensor(labels).long()
 
     (train_x, train_y), (test_x, test_y) = tensors("t10k-train"), tensors("t10k-test")
@@ -87,11 +87,10 @@ def reference_accuracy(model: ReferenceStyleRAM, images: torch.Tensor, labels: t
 def ram_run(updates: int, every: int, batch: int, seed: int) -> tuple[list[tuple[int, float, float]], dict]:
     """(updates, training seconds, test accuracy) of RAM with its recipe, tested every ``every`` updates; and the
     three accuracies of the evaluation protocol at the end."""
-    world = dict(data_dir=str(DATA), split="t10k-train", download=False)
     config = TrainConfig.from_recipe(
         "ram",
         "GlimpseMNIST-v0",
-        env_kwargs=world,
+        env_kwargs=dict(T10K),
         eval_split="t10k-test",
         steps=updates,
         batch=batch,
