@@ -96,6 +96,8 @@ class TopDownQ(Reinforce):
         self, agent: Any, learner: Learner, envs: Any, obs: dict[str, torch.Tensor], place: Any = None
     ) -> tuple[torch.Tensor, dict[str, float], Episode]:
         """The hybrid loss of an episode whose regions the Q-network chose (epsilon-greedy), plus its Q loss."""
+        if learner.config.policy != "learned":  # a baseline's locations go through no region: nothing to Q-learn
+            return super().loss(agent, learner, envs, obs, place)
         epsilon = self.epsilon(learner.update, learner.config.steps)
         place = agent.placer(obs, location_decisions(envs.world), epsilon, learner.generator)
         loss, metrics, episode = super().loss(agent, learner, envs, obs, place)

@@ -117,12 +117,15 @@ def rollout(
     ``step`` is the agent's per-step function (``agent`` itself, or a compiled version of it). ``place(decision,
     state, loc) -> loc``, if given, maps each location the policy chose (decision 0, 1, ...; ``state`` the agent's
     state when it chose) to the one sent to the world: the top-down agent's region frame; an agent with a
-    ``placer(obs, decisions)`` method supplies its own (greedy) when none is given. ``record_glimpses`` keeps
-    what every glimpse showed (PPO replays them).
+    ``placer(obs, decisions)`` method supplies its own (greedy) when none is given. The baseline policies
+    ("random", "center") place no location through a frame: theirs are over the whole image, for every agent.
+    ``record_glimpses`` keeps what every glimpse showed (PPO replays them).
     """
     step = agent if step is None else step
     placer = getattr(agent, "placer", None)
-    if place is None and callable(placer):  # the agent's own frame, greedy (evaluation)
+    if policy != "learned":  # a baseline's own locations, over the whole image (no region: the top-down Q is idle)
+        place = None
+    elif place is None and callable(placer):  # the agent's own frame, greedy (evaluation)
         place = placer(obs, location_decisions(envs.world))
     batch = envs.num_envs
     device = obs["glimpse"].device

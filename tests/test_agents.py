@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -291,6 +292,10 @@ def test_demo_end_to_end(tmp_path, capsys, mnist_dir):
     assert "RAM (learned glimpse locations): accuracy" in out and "random-location baseline" in out
     assert (tmp_path / "demo" / "glimpses.png").is_file() and (tmp_path / "demo" / "world.png").is_file()
     assert (tmp_path / "demo" / "ram" / "checkpoint.pt").is_file()
+    for run in ("ram", "random_locations"):  # both runs in the world the demo names: two glimpses, 8 distractors
+        config = json.loads((tmp_path / "demo" / run / "config.json").read_text())
+        assert {"n_glimpses": 2, "n_distractors": 8}.items() <= config["env_kwargs"].items(), config["env_kwargs"]
+    assert "n_distractors=8, n_glimpses=2" in out
 
 
 @pytest.mark.parametrize(

@@ -103,6 +103,24 @@ def test_glimpses_stay_inside_the_chosen_regions(epsilon):
         assert len(set(torch.cat(placer.actions).tolist())) > 1
 
 
+def test_random_locations_cover_the_whole_image_and_skip_the_regions(config, tmp_path):
+    """The random-location baseline of the top-down agent is random locations, as for every agent: uniform over the
+    image (not inside a Q-chosen region), and no Q-learning step (no region was chosen)."""
+    envs = gym.make_vec("GlimpseHouseNumbers-v0", num_envs=256, device="cpu", size=300, context_size=16, n_glimpses=3)
+    torch.manual_seed(0)
+    agent = TopDown(envs.single_observation_space, 10, hidden=32, glimpse_hidden=16, grid=3, rounds=1)
+    obs, _ = envs.reset(seed=0)
+    placer = agent.placer(obs, location_decisions(envs.world), 0.0, torch.Generator().manual_seed(0))
+    result = rollout(agent, envs, obs, policy="random", generator=torch.Generator().manual_seed(1), place=placer)
+    second = result.locs[1]  # decision 0, over the batch: one region would keep it inside a third of each axis
+    assert not placer.actions
+    assert float(second[:, 0].min()) < -0.5 and float(second[:, 0].max()) > 0.5
+    assert float(second[:, 1].min()) < -0.5 and float(second[:, 1].max()) > 0.5
+    config.policy = "random"
+    metrics = Trainer(config, tmp_path / "run").train_step()
+    assert "q_loss" not in metrics
+
+
 def test_exploration_anneals_and_targets_sync(config, tmp_path):
     config.steps, config.epsilon, config.epsilon_final, config.epsilon_fraction = 10, 0.8, 0.1, 0.5
     trainer = Trainer(config, tmp_path / "run")
